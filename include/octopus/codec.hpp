@@ -1,0 +1,277 @@
+// The interface every codec shares: spec, batched encode / decode / dot with one set of error rules,
+// and `Codec`, a type-erased value that holds any of them.
+//
+// A concrete codec (TurboQuant, Octopus, ...) supplies only per-vector kernels; the batched calls,
+// the argument checks and the element-type conversions live here once, in CodecInterface. Code that
+// knows its codec at compile time calls the concrete type; code that picks a codec by name (the
+// sweep, an engine's config) holds a Codec. Both expose the same member functions.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "octopus/error.hpp"
+#include "octopus/rotation.hpp"
+
+namespace octopus {
+
+/// IEEE binary16 and bfloat16 key elements, as engines store them (Eigen's types: bit-exact
+/// round-to-nearest-even conversions).
+using half = Eigen::half;
+using bfloat16 = Eigen::bfloat16;
+
+/// How a codec stores each vector's norm; the bytes count in bits_per_coordinate().
+enum class NormFormat { fp32, fp16 };
+
+/// What a codec is built from: head dim, bits per coordinate (whole numbers; OCTOPUS also takes
+/// thirds such as 2.33 = 7 bits per triplet), the rotation seed, and how norms are stored.
+struct CodecSpec {
+    std::size_t dim = 128;
+    double bits = 3.0;
+    std::uint64_t seed = 0;
+    NormFormat norm = NormFormat::fp32;
+};
+
+namespace detail {
+
+inline std::size_t norm_bytes(NormFormat format) { return format == NormFormat::fp32 ? 4 : 2; }
+
+/// Stores a vector norm; fp16 refuses norms it cannot hold rather than clamping them to Inf.
+inline void store_norm(float norm, NormFormat format, std::uint8_t* out) {
+    if (format == NormFormat::fp32) {
+        std::memcpy(out, &norm, 4);
+        return;
+    }
+    require(norm <= 65504.0f, "key norm " + std::to_string(norm) +
+                                  " exceeds the largest fp16 value 65504; use NormFormat::fp32 for such keys");
+    const std::uint16_t bits = Eigen::numext::bit_cast<std::uint16_t>(half(norm));
+    std::memcpy(out, &bits, 2);
+}
+
+inline float load_norm(const std::uint8_t* in, NormFormat format) {
+    if (format == NormFormat::fp32) {
+        float norm;
+        std::memcpy(&norm, in, 4);
+        return norm;
+    }
+    std::uint16_t bits;
+    std::memcpy(&bits, in, 2);
+    return static_cast<float>(Eigen::numext::bit_cast<half>(bits));
+}
+
+/// A stored norm must be a finite number ≥ 0; anything else means the bytes were damaged.
+inline bool norm_is_valid(float norm) { return std::isfinite(norm) && norm >= 0.0f; }
+
+template <class T>
+inline constexpr bool is_key_element = std::is_same_v<T, float> || std::is_same_v<T, half> || std::is_same_v<T, bfloat16>;
+
+/// Bits per coordinate as a whole number of bits per triplet: b = k/3 exactly, or an error.
+inline unsigned bits_per_triplet(double bits, const char* codec) {
+    const double triple = 3.0 * bits;
+    const double rounded = std::round(triple);
+    require(std::isfinite(bits) && std::fabs(triple - rounded) < 0.02,
+            std::string(codec) + ": bits " + std::to_string(bits) +
+                " is not a whole number of bits per triplet (use k/3, e.g. 2.33 or 2.67)");
+    return static_cast<unsigned>(rounded);
+}
+
+}  // namespace detail
+
+/// Batched encode / decode / dot over per-vector kernels that `Derived` supplies:
+///   dim(), bytes_per_vector(), rotation(),
+///   encode_vector(const float* x, uint8_t* out)        x finite, of length dim()
+///   decode_vector(const uint8_t* in, float* out)        in already validated
+///   score_vector(const float* rotated_query, const uint8_t* in) -> float
+///   vector_is_valid(const uint8_t* in) -> bool          detects damaged bytes
+/// Every call checks its arguments completely before it writes anything.
+template <class Derived>
+class CodecInterface {
+public:
+    /// Bits of storage per coordinate, every stored norm and padding bit included.
+    double bits_per_coordinate() const {
+        return 8.0 * static_cast<double>(self().bytes_per_vector()) / static_cast<double>(self().dim());
+    }
+
+    /// Number of whole vectors in a packed buffer; throws if its size is not a multiple.
+    std::size_t vectors_in(std::span<const std::uint8_t> packed) const {
+        const std::size_t bytes = self().bytes_per_vector();
+        detail::require(packed.size() % bytes == 0, "packed buffer of " + std::to_string(packed.size()) +
+                                                        " bytes is not a whole number of " + std::to_string(bytes) +
+                                                        "-byte vectors");
+        return packed.size() / bytes;
+    }
+
+    /// Encodes the row-major n×dim block `keys` (n = keys.size() / dim; n = 1 for an online append)
+    /// into `packed`, which must hold exactly n·bytes_per_vector() bytes. Throws octopus::error for a
+    /// size mismatch or a NaN/Inf anywhere in keys, before writing a byte.
+    template <class T>
+    void encode(std::span<const T> keys, std::span<std::uint8_t> packed) const {
+        static_assert(detail::is_key_element<T>, "keys must be float, octopus::half or octopus::bfloat16");
+        const std::size_t d = self().dim(), bytes = self().bytes_per_vector();
+        detail::require(keys.size() % d == 0, "encode: " + std::to_string(keys.size()) +
+                                                  " key elements are not a whole number of rows of dim " +
+                                                  std::to_string(d));
+        const std::size_t n = keys.size() / d;
+        detail::require(packed.size() == n * bytes, "encode: packed buffer has " + std::to_string(packed.size()) +
+                                                        " bytes, " + std::to_string(n) + " vectors need " +
+                                                        std::to_string(n * bytes));
+        for (std::size_t i = 0; i < keys.size(); ++i)
+            detail::require(std::isfinite(static_cast<float>(keys[i])),
+                            "encode: key " + std::to_string(i / d) + " has a non-finite value at coordinate " +
+                                std::to_string(i % d));
+        std::array<float, kMaxDim> row;
+        for (std::size_t v = 0; v < n; ++v) {
+            const T* in = keys.data() + v * d;
+            for (std::size_t j = 0; j < d; ++j) row[j] = static_cast<float>(in[j]);
+            self().encode_vector(row.data(), packed.data() + v * bytes);
+        }
+    }
+
+    /// Allocating convenience form of encode.
+    template <class T>
+    std::vector<std::uint8_t> encode(std::span<const T> keys) const {
+        std::vector<std::uint8_t> packed(keys.size() / self().dim() * self().bytes_per_vector());
+        encode(keys, std::span<std::uint8_t>(packed));
+        return packed;
+    }
+    std::vector<std::uint8_t> encode(const std::vector<float>& keys) const { return encode(std::span<const float>(keys)); }
+
+    /// Decodes packed vectors into the row-major n×dim `keys`. Throws octopus::error for a size
+    /// mismatch or damaged bytes (a non-finite or negative norm, nonzero padding), before writing.
+    void decode(std::span<const std::uint8_t> packed, std::span<float> keys) const {
+        const std::size_t n = checked_vectors(packed, "decode");
+        detail::require(keys.size() == n * self().dim(), "decode: output has " + std::to_string(keys.size()) +
+                                                              " floats, " + std::to_string(n) + " vectors need " +
+                                                              std::to_string(n * self().dim()));
+        for (std::size_t v = 0; v < n; ++v)
+            self().decode_vector(packed.data() + v * self().bytes_per_vector(), keys.data() + v * self().dim());
+    }
+
+    std::vector<float> decode(std::span<const std::uint8_t> packed) const {
+        std::vector<float> keys(vectors_in(packed) * self().dim());
+        decode(packed, std::span<float>(keys));
+        return keys;
+    }
+
+    /// scores[i] = query · (decoded key i), computed from the codes without decoding: the query is
+    /// rotated once and met in the rotated domain, where the codebooks live.
+    void dot(std::span<const float> query, std::span<const std::uint8_t> packed, std::span<float> scores) const {
+        const std::size_t d = self().dim();
+        detail::require(query.size() == d, "dot: query has " + std::to_string(query.size()) +
+                                               " floats, the codec's dim is " + std::to_string(d));
+        for (std::size_t j = 0; j < d; ++j)
+            detail::require(std::isfinite(query[j]), "dot: query has a non-finite value at coordinate " + std::to_string(j));
+        const std::size_t n = checked_vectors(packed, "dot");
+        detail::require(scores.size() == n, "dot: scores has " + std::to_string(scores.size()) + " floats, " +
+                                                std::to_string(n) + " vectors need as many");
+        std::array<float, kMaxDim> rotated;
+        std::memcpy(rotated.data(), query.data(), d * sizeof(float));
+        self().rotation().apply(rotated.data());
+        const std::size_t bytes = self().bytes_per_vector();
+        for (std::size_t v = 0; v < n; ++v) scores[v] = self().score_vector(rotated.data(), packed.data() + v * bytes);
+    }
+
+    std::vector<float> dot(std::span<const float> query, std::span<const std::uint8_t> packed) const {
+        std::vector<float> scores(vectors_in(packed));
+        dot(query, packed, std::span<float>(scores));
+        return scores;
+    }
+
+private:
+    const Derived& self() const { return static_cast<const Derived&>(*this); }
+
+    std::size_t checked_vectors(std::span<const std::uint8_t> packed, const char* call) const {
+        const std::size_t n = vectors_in(packed), bytes = self().bytes_per_vector();
+        for (std::size_t v = 0; v < n; ++v)
+            detail::require(self().vector_is_valid(packed.data() + v * bytes),
+                            std::string(call) + ": packed vector " + std::to_string(v) +
+                                " is damaged (non-finite or negative norm, or nonzero padding bits)");
+        return n;
+    }
+};
+
+namespace detail {
+
+/// The virtual face of a codec inside Codec: one call per batch, so dispatch costs nothing per key.
+struct CodecModel {
+    virtual ~CodecModel() = default;
+    virtual const char* name() const = 0;
+    virtual std::size_t dim() const = 0;
+    virtual std::size_t bytes_per_vector() const = 0;
+    virtual double bits_per_coordinate() const = 0;
+    virtual void encode(std::span<const float>, std::span<std::uint8_t>) const = 0;
+    virtual void encode(std::span<const half>, std::span<std::uint8_t>) const = 0;
+    virtual void encode(std::span<const bfloat16>, std::span<std::uint8_t>) const = 0;
+    virtual void decode(std::span<const std::uint8_t>, std::span<float>) const = 0;
+    virtual void dot(std::span<const float>, std::span<const std::uint8_t>, std::span<float>) const = 0;
+};
+
+template <class C>
+struct CodecModelOf final : CodecModel {
+    C codec;
+    explicit CodecModelOf(C c) : codec(std::move(c)) {}
+    const char* name() const override { return C::name(); }
+    std::size_t dim() const override { return codec.dim(); }
+    std::size_t bytes_per_vector() const override { return codec.bytes_per_vector(); }
+    double bits_per_coordinate() const override { return codec.bits_per_coordinate(); }
+    void encode(std::span<const float> k, std::span<std::uint8_t> p) const override { codec.encode(k, p); }
+    void encode(std::span<const half> k, std::span<std::uint8_t> p) const override { codec.encode(k, p); }
+    void encode(std::span<const bfloat16> k, std::span<std::uint8_t> p) const override { codec.encode(k, p); }
+    void decode(std::span<const std::uint8_t> p, std::span<float> k) const override { codec.decode(p, k); }
+    void dot(std::span<const float> q, std::span<const std::uint8_t> p, std::span<float> s) const override {
+        codec.dot(q, p, s);
+    }
+};
+
+}  // namespace detail
+
+/// Any codec, chosen at run time (see make_codec). Copies share one immutable codec, so a Codec is
+/// cheap to pass around and safe to use from many threads at once.
+class Codec {
+public:
+    template <class C, class = std::enable_if_t<!std::is_same_v<std::decay_t<C>, Codec>>>
+    Codec(C codec) : model_(std::make_shared<const detail::CodecModelOf<C>>(std::move(codec))) {}
+
+    const char* name() const { return model_->name(); }
+    std::size_t dim() const { return model_->dim(); }
+    std::size_t bytes_per_vector() const { return model_->bytes_per_vector(); }
+    double bits_per_coordinate() const { return model_->bits_per_coordinate(); }
+
+    template <class T>
+    void encode(std::span<const T> keys, std::span<std::uint8_t> packed) const { model_->encode(keys, packed); }
+    template <class T>
+    std::vector<std::uint8_t> encode(std::span<const T> keys) const {
+        std::vector<std::uint8_t> packed(keys.size() / dim() * bytes_per_vector());
+        model_->encode(keys, std::span<std::uint8_t>(packed));
+        return packed;
+    }
+    void decode(std::span<const std::uint8_t> packed, std::span<float> keys) const { model_->decode(packed, keys); }
+    std::vector<float> decode(std::span<const std::uint8_t> packed) const {
+        std::vector<float> keys(packed.size() / bytes_per_vector() * dim());
+        model_->decode(packed, std::span<float>(keys));
+        return keys;
+    }
+    void dot(std::span<const float> query, std::span<const std::uint8_t> packed, std::span<float> scores) const {
+        model_->dot(query, packed, scores);
+    }
+    std::vector<float> dot(std::span<const float> query, std::span<const std::uint8_t> packed) const {
+        std::vector<float> scores(packed.size() / bytes_per_vector());
+        model_->dot(query, packed, std::span<float>(scores));
+        return scores;
+    }
+
+private:
+    std::shared_ptr<const detail::CodecModel> model_;
+};
+
+}  // namespace octopus

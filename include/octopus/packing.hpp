@@ -1,0 +1,99 @@
+// Exact bit packing: fields of any width from 1 to 32 bits, back to back, least significant bit
+// first, no padding between fields. A vector of d codes of b bits takes ceil(d·b/8) bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "octopus/error.hpp"
+
+namespace octopus {
+
+/// Bytes that `count` fields of `width` bits occupy.
+constexpr std::size_t packed_bytes(std::size_t count, unsigned width) { return (count * width + 7) / 8; }
+
+/// Appends fields to a byte buffer. The caller sizes the buffer (packed_bytes); bytes are written
+/// whole as they fill, and flush() writes the last partial byte with zero padding bits.
+class BitWriter {
+public:
+    explicit BitWriter(std::uint8_t* out) : out_(out) {}
+
+    /// Appends the low `width` bits of `value` (width in 1..32; higher bits of value must be 0).
+    void put(std::uint32_t value, unsigned width) {
+        buffer_ |= static_cast<std::uint64_t>(value) << filled_;
+        filled_ += width;
+        while (filled_ >= 8) {
+            *out_++ = static_cast<std::uint8_t>(buffer_);
+            buffer_ >>= 8;
+            filled_ -= 8;
+        }
+    }
+
+    void flush() {
+        if (filled_ > 0) *out_++ = static_cast<std::uint8_t>(buffer_);
+        buffer_ = 0;
+        filled_ = 0;
+    }
+
+private:
+    std::uint8_t* out_;
+    std::uint64_t buffer_ = 0;
+    unsigned filled_ = 0;
+};
+
+/// Reads back what BitWriter wrote, field by field.
+class BitReader {
+public:
+    explicit BitReader(const std::uint8_t* in) : in_(in) {}
+
+    std::uint32_t get(unsigned width) {
+        while (filled_ < width) {
+            buffer_ |= static_cast<std::uint64_t>(*in_++) << filled_;
+            filled_ += 8;
+        }
+        const auto value = static_cast<std::uint32_t>(buffer_ & ((std::uint64_t{1} << width) - 1));
+        buffer_ >>= width;
+        filled_ -= width;
+        return value;
+    }
+
+    /// The bits of the current byte not yet read (the padding after the last field).
+    std::uint32_t remaining_bits() const { return static_cast<std::uint32_t>(buffer_); }
+
+private:
+    const std::uint8_t* in_;
+    std::uint64_t buffer_ = 0;
+    unsigned filled_ = 0;
+};
+
+/// Packs codes[i] (each < 2^width) into out, which must hold exactly packed_bytes(codes.size(), width).
+/// Throws octopus::error for a width outside 1..32, a wrong buffer size, or a code that does not fit.
+inline void pack_codes(std::span<const std::uint32_t> codes, unsigned width, std::span<std::uint8_t> out) {
+    detail::require(width >= 1 && width <= 32, "pack_codes: width " + std::to_string(width) + " is outside 1..32");
+    detail::require(out.size() == packed_bytes(codes.size(), width),
+                    "pack_codes: output has " + std::to_string(out.size()) + " bytes, " +
+                        std::to_string(codes.size()) + " codes of " + std::to_string(width) + " bits need " +
+                        std::to_string(packed_bytes(codes.size(), width)));
+    const std::uint64_t limit = std::uint64_t{1} << width;
+    for (std::size_t i = 0; i < codes.size(); ++i)
+        detail::require(codes[i] < limit, "pack_codes: code " + std::to_string(codes[i]) + " at index " +
+                                              std::to_string(i) + " does not fit in " + std::to_string(width) + " bits");
+    BitWriter writer(out.data());
+    for (std::uint32_t code : codes) writer.put(code, width);
+    writer.flush();
+}
+
+/// Unpacks codes.size() fields of `width` bits from in (exactly packed_bytes(codes.size(), width)).
+inline void unpack_codes(std::span<const std::uint8_t> in, unsigned width, std::span<std::uint32_t> codes) {
+    detail::require(width >= 1 && width <= 32, "unpack_codes: width " + std::to_string(width) + " is outside 1..32");
+    detail::require(in.size() == packed_bytes(codes.size(), width),
+                    "unpack_codes: input has " + std::to_string(in.size()) + " bytes, " +
+                        std::to_string(codes.size()) + " codes of " + std::to_string(width) + " bits need " +
+                        std::to_string(packed_bytes(codes.size(), width)));
+    BitReader reader(in.data());
+    for (std::uint32_t& code : codes) code = reader.get(width);
+}
+
+}  // namespace octopus
