@@ -6,7 +6,7 @@
 
 int main() {
     // Head dim 128, 3 bits per coordinate, rotation seed 42. Build once, share read-only.
-    const octopus::Codec codec = octopus::make_codec("turboquant", {.dim = 128, .bits = 3, .seed = 42});
+    const octopus::Codec codec = octopus::make_codec("octopus", {.dim = 128, .bits = 3, .seed = 42});
 
     // A KV cache of 1000 tokens for one head, appended one token at a time.
     const std::size_t tokens = 1000;

@@ -1,6 +1,6 @@
 // octopus-sweep: bits against distortion for every codec, side by side on the same data.
 //
-//   octopus-sweep --codecs turboquant --bits 1,2,3,4 --dims 64,128,256 --vectors 20000 --seed 1 [--csv FILE]
+//   octopus-sweep --codecs turboquant,octopus-paper,octopus --bits 1,2,3,4 --dims 64,128,256 --vectors 20000 --seed 1 [--csv FILE]
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -16,8 +16,8 @@ namespace {
 constexpr const char* kUsage =
     "usage: octopus-sweep [--codecs LIST] [--bits LIST] [--dims LIST] [--vectors N] [--queries N]\n"
     "                     [--seed S] [--csv FILE]\n"
-    "  --codecs  comma list of codecs (default turboquant); known: %s\n"
-    "  --bits    comma list of bits per coordinate (default 1,2,3,4)\n"
+    "  --codecs  comma list of codecs (default turboquant,octopus-paper,octopus); known: %s\n"
+    "  --bits    comma list of bits per coordinate (default 1,2,3,4); octopus also takes thirds (2.33)\n"
     "  --dims    comma list of head dims (default 64,128,256)\n"
     "  --vectors keys per dim, uniform on the unit sphere (default 20000)\n"
     "  --queries random unit queries scored against every key (default 16)\n"
@@ -25,7 +25,7 @@ constexpr const char* kUsage =
     "  --csv     also write the rows to FILE as CSV\n";
 
 struct Options {
-    std::vector<std::string> codecs = {"turboquant"};
+    std::vector<std::string> codecs = {"turboquant", "octopus-paper", "octopus"};
     std::vector<double> bits = {1, 2, 3, 4};
     std::vector<std::size_t> dims = {64, 128, 256};
     std::size_t vectors = 20000;

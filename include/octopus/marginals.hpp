@@ -7,6 +7,9 @@
 #include <cmath>
 #include <functional>
 
+#include "octopus/detail/quadrature.hpp"
+#include "octopus/octahedral.hpp"
+
 namespace octopus {
 
 /// A probability density on [lo, hi], normalized to integrate to 1 there. `scale` is the width
@@ -54,6 +57,36 @@ inline Density triplet_norm_density(int dim) {
     density.lo = 0.0;
     density.hi = 1.0;
     density.scale = 1.0 / std::sqrt(static_cast<double>(dim));
+    return density;
+}
+
+/// Joint density of the octahedral coordinates (u, v) of a uniform direction on S², on [−1, 1]²:
+/// 1 / (4π |p|³) with p = octahedral_unfold(u, v). (The central projection of the octahedron face
+/// onto the sphere has solid-angle element du dv / |p|³; the fold is a reflection.) It ranges from
+/// 1/(4π) at the octahedron's vertices to 3√3/(4π) at its face centres.
+inline double octahedral_density(double u, double v) {
+    const auto p = octahedral_unfold(u, v);
+    const double squared = p[0] * p[0] + p[1] * p[1] + p[2] * p[2];
+    return 1.0 / (4.0 * 3.14159265358979323846 * squared * std::sqrt(squared));
+}
+
+/// Marginal density of one octahedral coordinate u (v has the same by symmetry) on [−1, 1]:
+/// ∫ octahedral_density(u, v) dv, integrated piecewise between the kinks v = 0 and |v| = 1 − |u|.
+/// The density itself has a kink at u = 0.
+inline Density octahedral_coordinate_density() {
+    Density density;
+    density.pdf = [](double u) {
+        const double edge = 1.0 - std::fabs(u);
+        const auto f = [u](double v) { return octahedral_density(u, v); };
+        const double breaks[] = {-1.0, -edge, 0.0, edge, 1.0};
+        double total = 0.0;
+        for (int i = 0; i < 4; ++i) total += detail::integrate(f, breaks[i], breaks[i + 1], 0.5);
+        return total;
+    };
+    density.lo = -1.0;
+    density.hi = 1.0;
+    density.scale = 0.5;
+    density.kink = 0.0;
     return density;
 }
 

@@ -1,13 +1,17 @@
-// The one include for the CPU library: rotation, marginals, Lloyd–Max, packing, every codec, and
-// make_codec to choose one by name.
+// The one include for the CPU library: rotation, marginals, Lloyd–Max, octahedral map, direction
+// grids and triplet codebooks, packing, every codec, and make_codec to choose one by name.
 #pragma once
 
 #include "octopus/codec.hpp"
+#include "octopus/codecs/octopus.hpp"
 #include "octopus/codecs/turboquant.hpp"
+#include "octopus/direction_grid.hpp"
 #include "octopus/error.hpp"
 #include "octopus/lloyd_max.hpp"
 #include "octopus/marginals.hpp"
+#include "octopus/octahedral.hpp"
 #include "octopus/packing.hpp"
 #include "octopus/registry.hpp"
 #include "octopus/rotation.hpp"
+#include "octopus/triplet_codebook.hpp"
 #include "octopus/synthetic.hpp"

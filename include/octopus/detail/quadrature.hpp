@@ -13,17 +13,19 @@ namespace octopus::detail {
 
 inline constexpr std::size_t kGaussPoints = 20;
 
+template <std::size_t N>
 struct GaussRule {
-    std::array<double, kGaussPoints> nodes{};    // on [-1, 1]
-    std::array<double, kGaussPoints> weights{};
+    std::array<double, N> nodes{};    // on [-1, 1]
+    std::array<double, N> weights{};
 };
 
-/// Nodes and weights of the Gauss–Legendre rule, by Newton's method on the Legendre polynomial
-/// (Numerical Recipes' gauleg); computed once.
-inline const GaussRule& gauss_legendre_rule() {
-    static const GaussRule rule = [] {
-        GaussRule r;
-        const int n = static_cast<int>(kGaussPoints);
+/// Nodes and weights of the N-point Gauss–Legendre rule, by Newton's method on the Legendre
+/// polynomial (Numerical Recipes' gauleg); computed once.
+template <std::size_t N = kGaussPoints>
+const GaussRule<N>& gauss_legendre_rule() {
+    static const GaussRule<N> rule = [] {
+        GaussRule<N> r;
+        const int n = static_cast<int>(N);
         for (int i = 0; i < (n + 1) / 2; ++i) {
             double z = std::cos(3.141592653589793238462643 * (i + 0.75) / (n + 0.5));
             double derivative = 0.0;
@@ -57,7 +59,7 @@ auto integrate(F&& f, double a, double b, double max_panel) -> decltype(f(a)) {
     using Value = decltype(f(a));
     Value total{};
     if (!(b > a)) return total;
-    const GaussRule& rule = gauss_legendre_rule();
+    const auto& rule = gauss_legendre_rule<kGaussPoints>();
     const auto panels = static_cast<std::size_t>(std::ceil((b - a) / max_panel));
     const double width = (b - a) / static_cast<double>(panels == 0 ? 1 : panels);
     for (std::size_t p = 0; p < (panels == 0 ? 1 : panels); ++p) {
