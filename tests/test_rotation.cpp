@@ -34,6 +34,17 @@ TEST(SmallHadamard, PaleyMatricesAreHadamard) {
     }
 }
 
+TEST(WalshHadamard, FastPathIsBitIdenticalToTheScalarSpecification) {
+    if (!octopus::detail::kHasAvx2Hadamard) GTEST_SKIP() << "built without AVX2: only the scalar path exists";
+    const auto x = octopus::uniform_unit_vectors(1, 1024, 6);
+    for (std::size_t n = 4; n <= 1024; n *= 2) {
+        std::vector<float> fast(x.begin(), x.begin() + n), scalar = fast;
+        octopus::detail::walsh_hadamard(fast.data(), n);
+        octopus::detail::walsh_hadamard_scalar(scalar.data(), n);
+        EXPECT_EQ(std::memcmp(fast.data(), scalar.data(), n * sizeof(float)), 0) << "n = " << n;
+    }
+}
+
 TEST(Rotation, IsOrthonormalAtEverySupportedDim) {
     for (std::size_t d : kDims) {
         const octopus::Rotation rotation(d, 1234);

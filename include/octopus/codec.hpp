@@ -52,8 +52,9 @@ inline void store_norm(float norm, NormFormat format, std::uint8_t* out) {
         std::memcpy(out, &norm, 4);
         return;
     }
-    require(norm <= 65504.0f, "key norm " + std::to_string(norm) +
-                                  " exceeds the largest fp16 value 65504; use NormFormat::fp32 for such keys");
+    if (!(norm <= 65504.0f))
+        throw error("key norm " + std::to_string(norm) +
+                    " exceeds the largest fp16 value 65504; use NormFormat::fp32 for such keys");
     const std::uint16_t bits = Eigen::numext::bit_cast<std::uint16_t>(half(norm));
     std::memcpy(out, &bits, 2);
 }
@@ -125,10 +126,11 @@ public:
         detail::require(packed.size() == n * bytes, "encode: packed buffer has " + std::to_string(packed.size()) +
                                                         " bytes, " + std::to_string(n) + " vectors need " +
                                                         std::to_string(n * bytes));
+        // Messages are built only on failure: these loops run over every element.
         for (std::size_t i = 0; i < keys.size(); ++i)
-            detail::require(std::isfinite(static_cast<float>(keys[i])),
-                            "encode: key " + std::to_string(i / d) + " has a non-finite value at coordinate " +
-                                std::to_string(i % d));
+            if (!std::isfinite(static_cast<float>(keys[i])))
+                throw error("encode: key " + std::to_string(i / d) + " has a non-finite value at coordinate " +
+                            std::to_string(i % d));
         std::array<float, kMaxDim> row;
         for (std::size_t v = 0; v < n; ++v) {
             const T* in = keys.data() + v * d;
@@ -170,7 +172,7 @@ public:
         detail::require(query.size() == d, "dot: query has " + std::to_string(query.size()) +
                                                " floats, the codec's dim is " + std::to_string(d));
         for (std::size_t j = 0; j < d; ++j)
-            detail::require(std::isfinite(query[j]), "dot: query has a non-finite value at coordinate " + std::to_string(j));
+            if (!std::isfinite(query[j])) throw error("dot: query has a non-finite value at coordinate " + std::to_string(j));
         const std::size_t n = checked_vectors(packed, "dot");
         detail::require(scores.size() == n, "dot: scores has " + std::to_string(scores.size()) + " floats, " +
                                                 std::to_string(n) + " vectors need as many");
@@ -193,9 +195,9 @@ private:
     std::size_t checked_vectors(std::span<const std::uint8_t> packed, const char* call) const {
         const std::size_t n = vectors_in(packed), bytes = self().bytes_per_vector();
         for (std::size_t v = 0; v < n; ++v)
-            detail::require(self().vector_is_valid(packed.data() + v * bytes),
-                            std::string(call) + ": packed vector " + std::to_string(v) +
-                                " is damaged (non-finite or negative norm, or nonzero padding bits)");
+            if (!self().vector_is_valid(packed.data() + v * bytes))
+                throw error(std::string(call) + ": packed vector " + std::to_string(v) +
+                            " is damaged (non-finite or negative norm, or nonzero padding bits)");
         return n;
     }
 };

@@ -78,8 +78,9 @@ inline void pack_codes(std::span<const std::uint32_t> codes, unsigned width, std
                         std::to_string(packed_bytes(codes.size(), width)));
     const std::uint64_t limit = std::uint64_t{1} << width;
     for (std::size_t i = 0; i < codes.size(); ++i)
-        detail::require(codes[i] < limit, "pack_codes: code " + std::to_string(codes[i]) + " at index " +
-                                              std::to_string(i) + " does not fit in " + std::to_string(width) + " bits");
+        if (codes[i] >= limit)
+            throw error("pack_codes: code " + std::to_string(codes[i]) + " at index " + std::to_string(i) +
+                        " does not fit in " + std::to_string(width) + " bits");
     BitWriter writer(out.data());
     for (std::uint32_t code : codes) writer.put(code, width);
     writer.flush();
