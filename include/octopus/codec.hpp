@@ -88,11 +88,15 @@ inline unsigned bits_per_triplet(double bits, const char* codec) {
 
 }  // namespace detail
 
+/// Largest prepared query a codec may ask for (QJL's sketch of 4·d rows is the largest).
+inline constexpr std::size_t kMaxPreparedQuery = 5 * kMaxDim;
+
 /// Batched encode / decode / dot over per-vector kernels that `Derived` supplies:
-///   dim(), bytes_per_vector(), rotation(),
+///   dim(), bytes_per_vector(),
 ///   encode_vector(const float* x, uint8_t* out)        x finite, of length dim()
 ///   decode_vector(const uint8_t* in, float* out)        in already validated
-///   score_vector(const float* rotated_query, const uint8_t* in) -> float
+///   prepare_query(const float* q, float* prepared)      once per dot call (rotate, sketch, ...)
+///   score_vector(const float* prepared, const uint8_t* in) -> float
 ///   vector_is_valid(const uint8_t* in) -> bool          detects damaged bytes
 /// Every call checks its arguments completely before it writes anything.
 template <class Derived>
@@ -166,7 +170,7 @@ public:
     }
 
     /// scores[i] = query · (decoded key i), computed from the codes without decoding: the query is
-    /// rotated once and met in the rotated domain, where the codebooks live.
+    /// prepared once (rotated into the domain where the codebooks live, or sketched) and met there.
     void dot(std::span<const float> query, std::span<const std::uint8_t> packed, std::span<float> scores) const {
         const std::size_t d = self().dim();
         detail::require(query.size() == d, "dot: query has " + std::to_string(query.size()) +
@@ -176,11 +180,10 @@ public:
         const std::size_t n = checked_vectors(packed, "dot");
         detail::require(scores.size() == n, "dot: scores has " + std::to_string(scores.size()) + " floats, " +
                                                 std::to_string(n) + " vectors need as many");
-        std::array<float, kMaxDim> rotated;
-        std::memcpy(rotated.data(), query.data(), d * sizeof(float));
-        self().rotation().apply(rotated.data());
+        std::array<float, kMaxPreparedQuery> prepared;
+        self().prepare_query(query.data(), prepared.data());
         const std::size_t bytes = self().bytes_per_vector();
-        for (std::size_t v = 0; v < n; ++v) scores[v] = self().score_vector(rotated.data(), packed.data() + v * bytes);
+        for (std::size_t v = 0; v < n; ++v) scores[v] = self().score_vector(prepared.data(), packed.data() + v * bytes);
     }
 
     std::vector<float> dot(std::span<const float> query, std::span<const std::uint8_t> packed) const {

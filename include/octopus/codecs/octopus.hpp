@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -22,6 +23,7 @@
 
 #include "octopus/codec.hpp"
 #include "octopus/detail/memo.hpp"
+#include "octopus/detail/scalar_quantizer.hpp"
 #include "octopus/lloyd_max.hpp"
 #include "octopus/octahedral.hpp"
 #include "octopus/packing.hpp"
@@ -74,24 +76,14 @@ struct TripletTables {
         }
     }
 
-    /// Index of the first threshold greater than x (thresholds ascending): the cell of x.
-    static std::uint32_t count_below(const float* thresholds, std::size_t count, float x) {
-        std::uint32_t lo = 0, hi = static_cast<std::uint32_t>(count);
-        while (lo < hi) {
-            const std::uint32_t mid = (lo + hi) / 2;
-            if (thresholds[mid] <= x) lo = mid + 1; else hi = mid;
-        }
-        return lo;
-    }
-
     std::uint32_t encode(const float* t) const {
         const float r = std::sqrt(t[0] * t[0] + t[1] * t[1] + t[2] * t[2]);
-        const Ring& ring = rings[count_below(ring_thresholds.data(), ring_thresholds.size(), r)];
+        const Ring& ring = rings[ScalarQuantizer::count_at_or_below(ring_thresholds.data(), ring_thresholds.size(), r)];
         const SquarePoint<float> s = octahedral_encode(t[0], t[1], t[2]);
-        const std::uint32_t row = count_below(ring.row_thresholds.data(), ring.row_thresholds.size(), s.u);
+        const std::uint32_t row = ScalarQuantizer::count_at_or_below(ring.row_thresholds.data(), ring.row_thresholds.size(), s.u);
         const std::uint32_t first = ring.first_cell[row], cells = ring.first_cell[row + 1] - first;
         const float* columns = ring.column_thresholds.data() + (first - row);
-        return ring.first_code + first + count_below(columns, cells - 1, s.v);
+        return ring.first_code + first + ScalarQuantizer::count_at_or_below(columns, cells - 1, s.v);
     }
 };
 
@@ -119,12 +111,10 @@ public:
         detail::check_triplet_bits(triplet_bits_);
         tables_ = detail::triplet_tables<Design>(spec.dim, triplet_bits_);
         triplets_ = spec.dim / 3;
-        leftover_ = spec.dim % 3;
+        leftovers_ = spec.dim % 3;
         leftover_bits_ = std::max(1u, triplet_bits_ / 3);
-        const auto book = coordinate_codebook(spec.dim, std::size_t{1} << leftover_bits_);
-        leftover_levels_.assign(book->levels.begin(), book->levels.end());
-        leftover_thresholds_.assign(book->thresholds.begin(), book->thresholds.end());
-        const std::size_t code_bits = triplets_ * triplet_bits_ + leftover_ * leftover_bits_;
+        leftover_ = detail::ScalarQuantizer(*coordinate_codebook(spec.dim, std::size_t{1} << leftover_bits_));
+        const std::size_t code_bits = triplets_ * triplet_bits_ + leftovers_ * leftover_bits_;
         code_bytes_ = (code_bits + 7) / 8;
         padding_bits_ = static_cast<unsigned>(code_bytes_ * 8 - code_bits);
     }
@@ -133,10 +123,16 @@ public:
     unsigned bits_per_triplet() const { return triplet_bits_; }
     std::size_t bytes_per_vector() const { return code_bytes_ + detail::norm_bytes(norm_format_); }
     const Rotation& rotation() const { return rotation_; }
+
+    /// The query, rotated into the domain of the codebooks.
+    void prepare_query(const float* q, float* prepared) const {
+        std::memcpy(prepared, q, dim() * sizeof(float));
+        rotation_.apply(prepared);
+    }
     /// Expected per-vector MSE on uniform unit keys, from the codebooks' exact design figures.
     double expected_mse() const {
         const double leftover = coordinate_codebook(dim(), std::size_t{1} << leftover_bits_)->mse;
-        return static_cast<double>(triplets_) * tables_->mse + static_cast<double>(leftover_) * leftover;
+        return static_cast<double>(triplets_) * tables_->mse + static_cast<double>(leftovers_) * leftover;
     }
     /// The reconstruction point of every triplet code, for unit keys.
     const std::vector<std::array<float, 3>>& points() const { return tables_->points; }
@@ -154,8 +150,7 @@ public:
         BitWriter writer(out);
         for (std::size_t i = 0; i < triplets_; ++i) writer.put(tables_->encode(y.data() + 3 * i), triplet_bits_);
         for (std::size_t j = 3 * triplets_; j < d; ++j)
-            writer.put(detail::TripletTables::count_below(leftover_thresholds_.data(), leftover_thresholds_.size(), y[j]),
-                       leftover_bits_);
+            writer.put(leftover_.cell(y[j]), leftover_bits_);
         writer.flush();
         detail::store_norm(norm, norm_format_, out + code_bytes_);
     }
@@ -168,7 +163,7 @@ public:
             out[3 * i + 1] = p[1];
             out[3 * i + 2] = p[2];
         }
-        for (std::size_t j = 3 * triplets_; j < dim(); ++j) out[j] = leftover_levels_[reader.get(leftover_bits_)];
+        for (std::size_t j = 3 * triplets_; j < dim(); ++j) out[j] = leftover_.levels[reader.get(leftover_bits_)];
         rotation_.apply_inverse(out);
         const float norm = detail::load_norm(in + code_bytes_, norm_format_);
         for (std::size_t i = 0; i < dim(); ++i) out[i] *= norm;
@@ -181,7 +176,7 @@ public:
             const auto& p = tables_->points[reader.get(triplet_bits_)];
             sum += q[3 * i] * p[0] + q[3 * i + 1] * p[1] + q[3 * i + 2] * p[2];
         }
-        for (std::size_t j = 3 * triplets_; j < dim(); ++j) sum += q[j] * leftover_levels_[reader.get(leftover_bits_)];
+        for (std::size_t j = 3 * triplets_; j < dim(); ++j) sum += q[j] * leftover_.levels[reader.get(leftover_bits_)];
         return sum * detail::load_norm(in + code_bytes_, norm_format_);
     }
 
@@ -196,9 +191,9 @@ private:
     NormFormat norm_format_;
     unsigned triplet_bits_;
     std::shared_ptr<const detail::TripletTables> tables_;
-    std::size_t triplets_ = 0, leftover_ = 0;
+    std::size_t triplets_ = 0, leftovers_ = 0;
     unsigned leftover_bits_ = 1;
-    std::vector<float> leftover_levels_, leftover_thresholds_;
+    detail::ScalarQuantizer leftover_;
     std::size_t code_bytes_ = 0;
     unsigned padding_bits_ = 0;
 };

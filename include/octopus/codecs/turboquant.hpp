@@ -9,11 +9,13 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "octopus/codec.hpp"
+#include "octopus/detail/scalar_quantizer.hpp"
 #include "octopus/lloyd_max.hpp"
 #include "octopus/packing.hpp"
 #include "octopus/rotation.hpp"
@@ -28,9 +30,7 @@ public:
     /// Throws octopus::error for an unsupported dim or bits not in {1, 2, 3, 4}.
     explicit TurboQuant(const CodecSpec& spec)
         : rotation_(spec.dim, spec.seed), norm_format_(spec.norm), bits_(checked_bits(spec.bits)) {
-        const auto book = coordinate_codebook(spec.dim, std::size_t{1} << bits_);
-        levels_.assign(book->levels.begin(), book->levels.end());
-        thresholds_.assign(book->thresholds.begin(), book->thresholds.end());
+        quantizer_ = detail::ScalarQuantizer(*coordinate_codebook(spec.dim, std::size_t{1} << bits_));
         code_bytes_ = packed_bytes(spec.dim, bits_);
     }
 
@@ -38,8 +38,14 @@ public:
     unsigned bits() const { return bits_; }
     std::size_t bytes_per_vector() const { return code_bytes_ + detail::norm_bytes(norm_format_); }
     const Rotation& rotation() const { return rotation_; }
+
+    /// The query, rotated into the domain of the codebooks.
+    void prepare_query(const float* q, float* prepared) const {
+        std::memcpy(prepared, q, dim() * sizeof(float));
+        rotation_.apply(prepared);
+    }
     /// The scalar reconstruction levels (for unit vectors), ascending.
-    const std::vector<float>& levels() const { return levels_; }
+    const std::vector<float>& levels() const { return quantizer_.levels; }
 
     void encode_vector(const float* x, std::uint8_t* out) const {
         const std::size_t d = dim();
@@ -53,7 +59,7 @@ public:
         for (std::size_t i = 0; i < d; ++i) y[i] = x[i] * inverse;
         rotation_.apply(y.data());
         BitWriter writer(out);
-        for (std::size_t i = 0; i < d; ++i) writer.put(cell(y[i]), bits_);
+        for (std::size_t i = 0; i < d; ++i) writer.put(quantizer_.cell(y[i]), bits_);
         writer.flush();
         detail::store_norm(norm, norm_format_, out + code_bytes_);
     }
@@ -61,7 +67,7 @@ public:
     void decode_vector(const std::uint8_t* in, float* out) const {
         const std::size_t d = dim();
         BitReader reader(in);
-        for (std::size_t i = 0; i < d; ++i) out[i] = levels_[reader.get(bits_)];
+        for (std::size_t i = 0; i < d; ++i) out[i] = quantizer_.levels[reader.get(bits_)];
         rotation_.apply_inverse(out);
         const float norm = detail::load_norm(in + code_bytes_, norm_format_);
         for (std::size_t i = 0; i < d; ++i) out[i] *= norm;
@@ -70,7 +76,7 @@ public:
     float score_vector(const float* rotated_query, const std::uint8_t* in) const {
         BitReader reader(in);
         float sum = 0.0f;
-        for (std::size_t i = 0; i < dim(); ++i) sum += rotated_query[i] * levels_[reader.get(bits_)];
+        for (std::size_t i = 0; i < dim(); ++i) sum += rotated_query[i] * quantizer_.levels[reader.get(bits_)];
         return sum * detail::load_norm(in + code_bytes_, norm_format_);
     }
 
@@ -85,17 +91,11 @@ private:
         return static_cast<unsigned>(bits);
     }
 
-    std::uint32_t cell(float y) const {
-        std::uint32_t index = 0;
-        for (float t : thresholds_) index += static_cast<std::uint32_t>(y >= t);
-        return index;
-    }
-
     Rotation rotation_;
     NormFormat norm_format_;
     unsigned bits_;
     std::size_t code_bytes_ = 0;
-    std::vector<float> levels_, thresholds_;
+    detail::ScalarQuantizer quantizer_;
 };
 
 }  // namespace octopus

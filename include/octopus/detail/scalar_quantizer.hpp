@@ -1,0 +1,33 @@
+// A Lloyd–Max codebook in the form the hot loops read: float levels and thresholds.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "octopus/lloyd_max.hpp"
+
+namespace octopus::detail {
+
+struct ScalarQuantizer {
+    std::vector<float> levels;
+    std::vector<float> thresholds;
+
+    ScalarQuantizer() = default;
+    explicit ScalarQuantizer(const Codebook& book)
+        : levels(book.levels.begin(), book.levels.end()), thresholds(book.thresholds.begin(), book.thresholds.end()) {}
+
+    /// The cell of x: how many thresholds are ≤ x (binary search; books here have ≤ 16 levels
+    /// in the scalar codecs and a few thousand cells at most anywhere).
+    std::uint32_t cell(float x) const { return count_at_or_below(thresholds.data(), thresholds.size(), x); }
+
+    static std::uint32_t count_at_or_below(const float* sorted, std::size_t count, float x) {
+        std::uint32_t lo = 0, hi = static_cast<std::uint32_t>(count);
+        while (lo < hi) {
+            const std::uint32_t mid = (lo + hi) / 2;
+            if (sorted[mid] <= x) lo = mid + 1; else hi = mid;
+        }
+        return lo;
+    }
+};
+
+}  // namespace octopus::detail
