@@ -46,15 +46,21 @@ namespace detail {
 
 inline std::size_t norm_bytes(NormFormat format) { return format == NormFormat::fp32 ? 4 : 2; }
 
-/// Stores a vector norm; fp16 refuses norms it cannot hold rather than clamping them to Inf.
+/// Throws unless `norm` fits `format`: fp16 refuses norms it cannot hold rather than clamping them
+/// to Inf. Encoders call it before writing a byte.
+inline void check_norm_fits(float norm, NormFormat format) {
+    if (format == NormFormat::fp16 && !(norm <= 65504.0f))
+        throw error("key norm " + std::to_string(norm) +
+                    " exceeds the largest fp16 value 65504; use NormFormat::fp32 for such keys");
+}
+
+/// Stores a vector norm (checked by check_norm_fits).
 inline void store_norm(float norm, NormFormat format, std::uint8_t* out) {
+    check_norm_fits(norm, format);
     if (format == NormFormat::fp32) {
         std::memcpy(out, &norm, 4);
         return;
     }
-    if (!(norm <= 65504.0f))
-        throw error("key norm " + std::to_string(norm) +
-                    " exceeds the largest fp16 value 65504; use NormFormat::fp32 for such keys");
     const std::uint16_t bits = Eigen::numext::bit_cast<std::uint16_t>(half(norm));
     std::memcpy(out, &bits, 2);
 }

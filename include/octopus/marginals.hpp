@@ -90,4 +90,24 @@ inline Density octahedral_coordinate_density() {
     return density;
 }
 
+/// PolarQuant's level-ℓ angle (ℓ ≥ 2) of a rotated key: ψ = atan(|b| / |a|) for the two halves a, b
+/// of a block of 2^ℓ coordinates. For a Gaussian (equivalently, uniformly rotated) key,
+/// f(ψ) = sin^(k−1)(2ψ) / Z on [0, π/2], k = 2^(ℓ−1), Z = √π Γ(k/2) / (2 Γ((k+1)/2))
+/// (arXiv 2502.02617, Lemma 2). Level 1, the angle of a pair, is uniform on [0, 2π).
+inline Density polar_angle_density(int level) {
+    const double k = std::ldexp(1.0, level - 1);
+    const double log_norm = -(0.5 * std::log(3.14159265358979323846) + std::lgamma(0.5 * k) - std::log(2.0) -
+                              std::lgamma(0.5 * (k + 1.0)));
+    Density density;
+    density.pdf = [k, log_norm](double psi) {
+        const double s = std::sin(2.0 * psi);
+        if (s <= 0.0) return k == 1.0 ? std::exp(log_norm) : 0.0;
+        return std::exp(log_norm + (k - 1.0) * std::log(s));
+    };
+    density.lo = 0.0;
+    density.hi = 1.5707963267948966;
+    density.scale = std::min(0.5, 1.0 / std::sqrt(k));
+    return density;
+}
+
 }  // namespace octopus

@@ -4,7 +4,11 @@
 
 #include "octopus/codec.hpp"
 #include "octopus/codecs/octopus.hpp"
+#include "octopus/codecs/polarquant.hpp"
+#include "octopus/codecs/qjl.hpp"
 #include "octopus/codecs/turboquant.hpp"
+#include "octopus/codecs/turboquant_prod.hpp"
+#include "octopus/codecs/uniform.hpp"
 #include "octopus/direction_grid.hpp"
 #include "octopus/error.hpp"
 #include "octopus/lloyd_max.hpp"

@@ -7,12 +7,18 @@
 
 #include "octopus/codec.hpp"
 #include "octopus/codecs/octopus.hpp"
+#include "octopus/codecs/polarquant.hpp"
+#include "octopus/codecs/qjl.hpp"
 #include "octopus/codecs/turboquant.hpp"
+#include "octopus/codecs/turboquant_prod.hpp"
+#include "octopus/codecs/uniform.hpp"
 
 namespace octopus {
 
 /// The names make_codec accepts.
-inline std::vector<std::string> codec_names() { return {"turboquant", "octopus", "octopus-paper"}; }
+inline std::vector<std::string> codec_names() {
+    return {"turboquant", "octopus", "octopus-paper", "polarquant", "turboquant-prod", "qjl", "uniform"};
+}
 
 /// The codec called `name` built from `spec`. Throws octopus::error for an unknown name or a spec
 /// the codec refuses (dim, bits).
@@ -20,6 +26,10 @@ inline Codec make_codec(std::string_view name, const CodecSpec& spec) {
     if (name == TurboQuant::name()) return TurboQuant(spec);
     if (name == Octopus::name()) return Octopus(spec);
     if (name == OctopusPaper::name()) return OctopusPaper(spec);
+    if (name == PolarQuant::name()) return PolarQuant(spec);
+    if (name == TurboQuantProd::name()) return TurboQuantProd(spec);
+    if (name == Qjl::name()) return Qjl(spec);
+    if (name == Uniform::name()) return Uniform(spec);
     std::string known;
     for (const auto& n : codec_names()) known += (known.empty() ? "" : ", ") + n;
     throw error("unknown codec '" + std::string(name) + "'; known codecs: " + known);

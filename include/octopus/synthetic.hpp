@@ -46,4 +46,42 @@ inline std::vector<float> outlier_channel_vectors(std::size_t n, std::size_t dim
     return out;
 }
 
+/// n vectors near a random `rank`-dimensional subspace fixed by `seed`: Gaussian coefficients (drawn
+/// from `stream` of the seed, so several streams share one subspace) on an orthonormalized random
+/// basis, plus isotropic noise of relative size `noise`, normalized to unit length. Heads whose keys
+/// live in few directions look like this.
+inline std::vector<float> low_rank_vectors(std::size_t n, std::size_t dim, std::uint64_t seed, std::size_t rank = 8,
+                                           double noise = 0.1, std::uint64_t stream = 0) {
+    detail::SplitMix64 basis_rng(detail::derive_seed(seed, 1));
+    std::vector<double> basis(rank * dim);
+    for (std::size_t r = 0; r < rank; ++r) {
+        double* b = basis.data() + r * dim;
+        for (std::size_t j = 0; j < dim; ++j) b[j] = basis_rng.normal();
+        for (std::size_t p = 0; p < r; ++p) {  // Gram–Schmidt
+            const double* other = basis.data() + p * dim;
+            double dot = 0.0;
+            for (std::size_t j = 0; j < dim; ++j) dot += b[j] * other[j];
+            for (std::size_t j = 0; j < dim; ++j) b[j] -= dot * other[j];
+        }
+        double norm = 0.0;
+        for (std::size_t j = 0; j < dim; ++j) norm += b[j] * b[j];
+        for (std::size_t j = 0; j < dim; ++j) b[j] /= std::sqrt(norm);
+    }
+    detail::SplitMix64 rng(detail::derive_seed(seed, 2 + stream));
+    const double noise_scale = noise * std::sqrt(static_cast<double>(rank) / static_cast<double>(dim));
+    std::vector<float> out(n * dim);
+    std::vector<double> x(dim);
+    for (std::size_t v = 0; v < n; ++v) {
+        for (std::size_t j = 0; j < dim; ++j) x[j] = noise_scale * rng.normal();
+        for (std::size_t r = 0; r < rank; ++r) {
+            const double z = rng.normal();
+            for (std::size_t j = 0; j < dim; ++j) x[j] += z * basis[r * dim + j];
+        }
+        double norm = 0.0;
+        for (double c : x) norm += c * c;
+        for (std::size_t j = 0; j < dim; ++j) out[v * dim + j] = static_cast<float>(x[j] / std::sqrt(norm));
+    }
+    return out;
+}
+
 }  // namespace octopus

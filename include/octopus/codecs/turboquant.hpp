@@ -52,8 +52,7 @@ public:
         double sum = 0.0;
         for (std::size_t i = 0; i < d; ++i) sum += static_cast<double>(x[i]) * x[i];
         const auto norm = static_cast<float>(std::sqrt(sum));
-        // Check the norm before any byte is written (fp16 refuses norms above 65504).
-        if (norm_format_ == NormFormat::fp16) detail::store_norm(norm, norm_format_, out + code_bytes_);
+        detail::check_norm_fits(norm, norm_format_);
         std::array<float, kMaxDim> y;
         const float inverse = norm > 0.0f ? 1.0f / norm : 0.0f;
         for (std::size_t i = 0; i < d; ++i) y[i] = x[i] * inverse;
