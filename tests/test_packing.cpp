@@ -24,6 +24,19 @@ TEST(Packing, RoundTripsEveryWidth) {
         }
 }
 
+TEST(Packing, FastPathMatchesTheCheckedOne) {
+    octopus::detail::SplitMix64 rng(8);
+    for (unsigned width = 1; width <= 16; ++width)
+        for (std::size_t count : {5u, 8u, 42u, 128u, 256u}) {
+            std::vector<std::uint32_t> codes(count);
+            for (auto& c : codes) c = static_cast<std::uint32_t>(rng.next() % (1u << width));
+            std::vector<std::uint8_t> checked(octopus::packed_bytes(count, width)), fast(checked.size());
+            octopus::pack_codes(codes, width, checked);
+            octopus::pack_codes_unchecked(codes.data(), count, width, fast.data());
+            EXPECT_EQ(fast, checked) << "width " << width << " count " << count;
+        }
+}
+
 TEST(Packing, LayoutIsLeastSignificantBitFirst) {
     const std::vector<std::uint32_t> codes = {1, 2, 3, 0, 3};
     std::vector<std::uint8_t> bytes(octopus::packed_bytes(codes.size(), 2));

@@ -76,6 +76,31 @@ inline float load_norm(const std::uint8_t* in, NormFormat format) {
     return static_cast<float>(Eigen::numext::bit_cast<half>(bits));
 }
 
+/// |x| of n floats, accumulated in double over eight interleaved partial sums: exact enough that the
+/// float result is correctly rounded in practice, free of the serial add chain of one accumulator,
+/// and in a fixed order, so the same bits on every build.
+inline float vector_norm(const float* x, std::size_t n) {
+    double partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (std::size_t k = 0; k < 8; ++k) partial[k] += static_cast<double>(x[i + k]) * x[i + k];
+    for (; i < n; ++i) partial[i % 8] += static_cast<double>(x[i]) * x[i];
+    const double sum = ((partial[0] + partial[1]) + (partial[2] + partial[3])) + ((partial[4] + partial[5]) + (partial[6] + partial[7]));
+    return static_cast<float>(std::sqrt(sum));
+}
+
+/// The prologue of every rotation codec: y = R x / |x| (0 for x = 0), and |x|, checked to fit
+/// `format` before the caller writes anything.
+inline float normalize_and_rotate(const Rotation& rotation, const float* x, NormFormat format, float* y) {
+    const std::size_t d = rotation.dim();
+    const float norm = vector_norm(x, d);
+    check_norm_fits(norm, format);
+    const float inverse = norm > 0.0f ? 1.0f / norm : 0.0f;
+    for (std::size_t i = 0; i < d; ++i) y[i] = x[i] * inverse;
+    rotation.apply(y);
+    return norm;
+}
+
 /// A stored norm must be a finite number ≥ 0; anything else means the bytes were damaged.
 inline bool norm_is_valid(float norm) { return std::isfinite(norm) && norm >= 0.0f; }
 

@@ -68,6 +68,24 @@ private:
     unsigned filled_ = 0;
 };
 
+/// The hot-path form of pack_codes: no checks, codes must fit. Eight codes of w ≤ 8 bits fill
+/// exactly w bytes, so they are assembled in one 64-bit word and stored whole; wider codes and the
+/// tail go through BitWriter. Same bytes as BitWriter throughout.
+inline void pack_codes_unchecked(const std::uint32_t* codes, std::size_t count, unsigned width, std::uint8_t* out) {
+    std::size_t i = 0;
+    if (width <= 8) {
+        for (; i + 8 <= count; i += 8) {
+            std::uint64_t group = 0;
+            for (unsigned k = 0; k < 8; ++k) group |= static_cast<std::uint64_t>(codes[i + k]) << (k * width);
+            for (unsigned byte = 0; byte < width; ++byte) out[byte] = static_cast<std::uint8_t>(group >> (8 * byte));
+            out += width;
+        }
+    }
+    BitWriter writer(out);
+    for (; i < count; ++i) writer.put(codes[i], width);
+    writer.flush();
+}
+
 /// Packs codes[i] (each < 2^width) into out, which must hold exactly packed_bytes(codes.size(), width).
 /// Throws octopus::error for a width outside 1..32, a wrong buffer size, or a code that does not fit.
 inline void pack_codes(std::span<const std::uint32_t> codes, unsigned width, std::span<std::uint8_t> out) {

@@ -11,6 +11,7 @@
 // code decoded at level values, kept so that the sweep shows what each design step buys.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -21,8 +22,13 @@
 #include <utility>
 #include <vector>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "octopus/codec.hpp"
 #include "octopus/detail/memo.hpp"
+#include "octopus/detail/padded_search.hpp"
 #include "octopus/detail/scalar_quantizer.hpp"
 #include "octopus/lloyd_max.hpp"
 #include "octopus/octahedral.hpp"
@@ -46,45 +52,125 @@ struct OctopusPaperDesign {
 
 namespace detail {
 
-/// What the triplet codec's hot loops read, flattened to float: per ring its grid's row and column
-/// thresholds, and one 3-D reconstruction point per code.
+/// What the triplet codec's hot loops read, flattened to float. Every search table is padded to
+/// 2^k − 1 entries (detail/padded_search.hpp) with k common to all rings (and to all rows), so the
+/// encoder is three fixed-length branch-free searches — ring by r, row by u, column by v — and the
+/// AVX2 path runs eight triplets through them at once with gathers.
 struct TripletTables {
-    std::vector<float> ring_thresholds;
-    struct Ring {
-        std::vector<float> row_thresholds;
-        std::vector<std::uint32_t> first_cell;
-        std::vector<float> column_thresholds;
-        std::uint32_t first_code = 0;
-    };
-    std::vector<Ring> rings;
+    unsigned ring_steps = 0, row_steps = 0, column_steps = 0;
+    std::size_t rows_per_ring = 0;           // row slots per ring (padded)
+    std::vector<float> ring_table;           // 2^ring_steps − 1
+    std::vector<float> row_table;            // per ring: 2^row_steps − 1
+    std::vector<float> column_table;         // per (ring, row slot): 2^column_steps − 1
+    std::vector<std::uint32_t> row_base;     // per (ring, row slot): code of the row's first cell
     std::vector<std::array<float, 3>> points;
     double mse = 0.0;  // per triplet, of the double-precision design
 
     explicit TripletTables(const TripletCodebook& book) : mse(book.mse) {
-        ring_thresholds.assign(book.ring_thresholds.begin(), book.ring_thresholds.end());
+        const std::vector<float> rings(book.ring_thresholds.begin(), book.ring_thresholds.end());
+        ring_steps = padded_search_steps(rings.size());
+        append_padded(ring_table, rings.data(), rings.size(), ring_steps);
+        std::size_t max_rows = 1, max_columns = 1;
+        for (const auto& grid : book.grids) {
+            max_rows = std::max(max_rows, grid->rows());
+            for (std::size_t row = 0; row < grid->rows(); ++row)
+                max_columns = std::max<std::size_t>(max_columns, grid->first_cell[row + 1] - grid->first_cell[row]);
+        }
+        row_steps = padded_search_steps(max_rows - 1);
+        column_steps = padded_search_steps(max_columns - 1);
+        rows_per_ring = std::size_t{1} << row_steps;
         for (std::size_t k = 0; k < book.rings(); ++k) {
             const DirectionGrid& grid = *book.grids[k];
-            Ring ring;
-            ring.row_thresholds.assign(grid.row_thresholds.begin(), grid.row_thresholds.end());
-            ring.first_cell = grid.first_cell;
-            ring.column_thresholds.assign(grid.column_thresholds.begin(), grid.column_thresholds.end());
-            ring.first_code = book.first_code[k];
-            rings.push_back(std::move(ring));
+            const std::vector<float> row_thresholds(grid.row_thresholds.begin(), grid.row_thresholds.end());
+            append_padded(row_table, row_thresholds.data(), row_thresholds.size(), row_steps);
+            for (std::size_t row = 0; row < rows_per_ring; ++row) {
+                // Padded row slots are never reached (their thresholds are +∞); they repeat the last row.
+                const std::size_t real = std::min(row, grid.rows() - 1);
+                const std::size_t first = grid.first_cell[real], cells = grid.first_cell[real + 1] - first;
+                const std::vector<float> columns(grid.column_thresholds.begin() + static_cast<std::ptrdiff_t>(first - real),
+                                                 grid.column_thresholds.begin() + static_cast<std::ptrdiff_t>(first - real + cells - 1));
+                append_padded(column_table, columns.data(), columns.size(), column_steps);
+                row_base.push_back(book.first_code[k] + static_cast<std::uint32_t>(first));
+            }
             for (const auto& p : grid.points)
                 points.push_back({static_cast<float>(book.radius[k] * p[0]), static_cast<float>(book.radius[k] * p[1]),
                                   static_cast<float>(book.radius[k] * p[2])});
         }
     }
 
+    std::size_t row_table_size() const { return (std::size_t{1} << row_steps) - 1; }
+    std::size_t column_table_size() const { return (std::size_t{1} << column_steps) - 1; }
+
+    /// The code of one triplet: the scalar specification of the encoder.
     std::uint32_t encode(const float* t) const {
         const float r = std::sqrt(t[0] * t[0] + t[1] * t[1] + t[2] * t[2]);
-        const Ring& ring = rings[ScalarQuantizer::count_at_or_below(ring_thresholds.data(), ring_thresholds.size(), r)];
+        const std::uint32_t ring = padded_search(ring_table.data(), ring_steps, r);
         const SquarePoint<float> s = octahedral_encode(t[0], t[1], t[2]);
-        const std::uint32_t row = ScalarQuantizer::count_at_or_below(ring.row_thresholds.data(), ring.row_thresholds.size(), s.u);
-        const std::uint32_t first = ring.first_cell[row], cells = ring.first_cell[row + 1] - first;
-        const float* columns = ring.column_thresholds.data() + (first - row);
-        return ring.first_code + first + ScalarQuantizer::count_at_or_below(columns, cells - 1, s.v);
+        const std::uint32_t row = padded_search(row_table.data() + ring * row_table_size(), row_steps, s.u);
+        const std::size_t slot = ring * rows_per_ring + row;
+        return row_base[slot] + padded_search(column_table.data() + slot * column_table_size(), column_steps, s.v);
     }
+
+    /// Codes of `count` consecutive triplets starting at t (3·count floats).
+    void encode_many(const float* t, std::size_t count, std::uint32_t* codes) const {
+        std::size_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+        for (; i + 8 <= count; i += 8) encode8_avx2(t + 3 * i, codes + i);
+#endif
+        for (; i < count; ++i) codes[i] = encode(t + 3 * i);
+    }
+
+#if defined(__AVX2__) && defined(__FMA__)
+    /// Eight triplets at once, lane for lane the same operations as encode(), so the same codes.
+    void encode8_avx2(const float* t, std::uint32_t* codes) const {
+        const __m256i stride = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+        const __m256 x = _mm256_i32gather_ps(t, stride, 4);
+        const __m256 y = _mm256_i32gather_ps(t + 1, stride, 4);
+        const __m256 z = _mm256_i32gather_ps(t + 2, stride, 4);
+        // r² as the scalar code computes it: (x·x + y·y) + z·z, each product rounded (no FMA), so the
+        // ring decisions match encode() bit for bit.
+        const __m256 r = _mm256_sqrt_ps(
+            _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(x, x), _mm256_mul_ps(y, y)), _mm256_mul_ps(z, z)));
+        const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+        const __m256 ax = _mm256_andnot_ps(sign_mask, x), ay = _mm256_andnot_ps(sign_mask, y),
+                     az = _mm256_andnot_ps(sign_mask, z);
+        const __m256 l1 = _mm256_add_ps(_mm256_add_ps(ax, ay), az);
+        const __m256 positive = _mm256_cmp_ps(l1, _mm256_setzero_ps(), _CMP_GT_OQ);
+        const __m256 px = _mm256_and_ps(_mm256_div_ps(x, l1), positive);
+        const __m256 py = _mm256_and_ps(_mm256_div_ps(y, l1), positive);
+        // Lower half folded: ((1 − |p_y|)·sign p_x, (1 − |p_x|)·sign p_y) with sign(0) = +1.
+        const __m256 one = _mm256_set1_ps(1.0f);
+        const __m256 minus_one = _mm256_set1_ps(-1.0f), zero = _mm256_setzero_ps();
+        const __m256 sx = _mm256_blendv_ps(one, minus_one, _mm256_cmp_ps(px, zero, _CMP_LT_OQ));  // −0 counts as +
+        const __m256 sy = _mm256_blendv_ps(one, minus_one, _mm256_cmp_ps(py, zero, _CMP_LT_OQ));
+        const __m256 fold_u = _mm256_mul_ps(_mm256_sub_ps(one, _mm256_andnot_ps(sign_mask, py)), sx);
+        const __m256 fold_v = _mm256_mul_ps(_mm256_sub_ps(one, _mm256_andnot_ps(sign_mask, px)), sy);
+        const __m256 lower = _mm256_and_ps(_mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LT_OQ), positive);
+        const __m256 u = _mm256_blendv_ps(px, fold_u, lower);
+        const __m256 v = _mm256_blendv_ps(py, fold_v, lower);
+
+        const auto search = [](const float* table, __m256i offset, unsigned steps, __m256 value) {
+            __m256i count = _mm256_setzero_si256();
+            for (unsigned s = steps; s-- > 0;) {
+                const __m256i step = _mm256_set1_epi32(1 << s);
+                const __m256i index = _mm256_add_epi32(offset, _mm256_sub_epi32(_mm256_add_epi32(count, step), _mm256_set1_epi32(1)));
+                const __m256 threshold = _mm256_i32gather_ps(table, index, 4);
+                const __m256i take = _mm256_castps_si256(_mm256_cmp_ps(threshold, value, _CMP_LE_OQ));
+                count = _mm256_add_epi32(count, _mm256_and_si256(take, step));
+            }
+            return count;
+        };
+        const __m256i ring = search(ring_table.data(), _mm256_setzero_si256(), ring_steps, r);
+        const __m256i row = search(row_table.data(), _mm256_mullo_epi32(ring, _mm256_set1_epi32(static_cast<int>(row_table_size()))),
+                                   row_steps, u);
+        const __m256i slot = _mm256_add_epi32(_mm256_mullo_epi32(ring, _mm256_set1_epi32(static_cast<int>(rows_per_ring))), row);
+        const __m256i column = search(column_table.data(),
+                                      _mm256_mullo_epi32(slot, _mm256_set1_epi32(static_cast<int>(column_table_size()))),
+                                      column_steps, v);
+        const __m256i base = _mm256_i32gather_epi32(reinterpret_cast<const int*>(row_base.data()), slot, 4);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes), _mm256_add_epi32(base, column));
+    }
+#endif
 };
 
 template <class Design>
@@ -139,18 +225,17 @@ public:
 
     void encode_vector(const float* x, std::uint8_t* out) const {
         const std::size_t d = dim();
-        double sum = 0.0;
-        for (std::size_t i = 0; i < d; ++i) sum += static_cast<double>(x[i]) * x[i];
-        const auto norm = static_cast<float>(std::sqrt(sum));
-        detail::check_norm_fits(norm, norm_format_);
         std::array<float, kMaxDim> y;
-        const float inverse = norm > 0.0f ? 1.0f / norm : 0.0f;
-        for (std::size_t i = 0; i < d; ++i) y[i] = x[i] * inverse;
-        rotation_.apply(y.data());
-        BitWriter writer(out);
-        for (std::size_t i = 0; i < triplets_; ++i) writer.put(tables_->encode(y.data() + 3 * i), triplet_bits_);
-        for (std::size_t j = 3 * triplets_; j < d; ++j)
-            writer.put(leftover_.cell(y[j]), leftover_bits_);
+        const float norm = detail::normalize_and_rotate(rotation_, x, norm_format_, y.data());
+        std::array<std::uint32_t, kMaxDim / 3> codes;
+        tables_->encode_many(y.data(), triplets_, codes.data());
+        // Triplet codes, then the leftovers' codes, back to back: pack the first whole groups of
+        // eight fast, the rest bit by bit.
+        const std::size_t fast = triplets_ / 8 * 8;
+        pack_codes_unchecked(codes.data(), fast, triplet_bits_, out);
+        BitWriter writer(out + fast * triplet_bits_ / 8);
+        for (std::size_t i = fast; i < triplets_; ++i) writer.put(codes[i], triplet_bits_);
+        for (std::size_t j = 3 * triplets_; j < d; ++j) writer.put(leftover_.cell(y[j]), leftover_bits_);
         writer.flush();
         detail::store_norm(norm, norm_format_, out + code_bytes_);
     }

@@ -68,10 +68,7 @@ public:
         rotation_.apply(y.data());
         for (std::size_t block = 0; block < blocks_; ++block) {
             // Radii first: fp16 refuses what it cannot hold before a byte is written.
-            const float* v = y.data() + block * kBlock;
-            double sum = 0.0;
-            for (std::size_t j = 0; j < kBlock; ++j) sum += static_cast<double>(v[j]) * v[j];
-            detail::check_norm_fits(static_cast<float>(std::sqrt(sum)), norm_format_);
+            detail::check_norm_fits(detail::vector_norm(y.data() + block * kBlock, kBlock), norm_format_);
         }
         BitWriter writer(out);
         for (std::size_t block = 0; block < blocks_; ++block) {

@@ -36,9 +36,7 @@ public:
     std::size_t bytes_per_vector() const { return rows_ / 8 + detail::norm_bytes(norm_format_); }
 
     void encode_vector(const float* x, std::uint8_t* out) const {
-        double sum = 0.0;
-        for (std::size_t i = 0; i < dim_; ++i) sum += static_cast<double>(x[i]) * x[i];
-        const auto norm = static_cast<float>(std::sqrt(sum));
+        const float norm = detail::vector_norm(x, dim_);
         detail::check_norm_fits(norm, norm_format_);
         std::array<float, kMaxPreparedQuery> projected;
         sketch_->apply(x, projected.data());

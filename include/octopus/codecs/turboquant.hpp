@@ -49,17 +49,11 @@ public:
 
     void encode_vector(const float* x, std::uint8_t* out) const {
         const std::size_t d = dim();
-        double sum = 0.0;
-        for (std::size_t i = 0; i < d; ++i) sum += static_cast<double>(x[i]) * x[i];
-        const auto norm = static_cast<float>(std::sqrt(sum));
-        detail::check_norm_fits(norm, norm_format_);
         std::array<float, kMaxDim> y;
-        const float inverse = norm > 0.0f ? 1.0f / norm : 0.0f;
-        for (std::size_t i = 0; i < d; ++i) y[i] = x[i] * inverse;
-        rotation_.apply(y.data());
-        BitWriter writer(out);
-        for (std::size_t i = 0; i < d; ++i) writer.put(quantizer_.cell(y[i]), bits_);
-        writer.flush();
+        const float norm = detail::normalize_and_rotate(rotation_, x, norm_format_, y.data());
+        std::array<std::uint32_t, kMaxDim> codes;
+        quantizer_.cells(y.data(), d, codes.data());
+        pack_codes_unchecked(codes.data(), d, bits_, out);
         detail::store_norm(norm, norm_format_, out + code_bytes_);
     }
 

@@ -43,15 +43,9 @@ public:
 
     void encode_vector(const float* x, std::uint8_t* out) const {
         const std::size_t d = dim();
-        double sum = 0.0;
-        for (std::size_t i = 0; i < d; ++i) sum += static_cast<double>(x[i]) * x[i];
-        const auto norm = static_cast<float>(std::sqrt(sum));
         std::uint8_t* norms = out + code_bytes_ + sign_bytes_;
-        detail::check_norm_fits(norm, norm_format_);
         std::array<float, kMaxDim> y, residual, projected;
-        const float inverse = norm > 0.0f ? 1.0f / norm : 0.0f;
-        for (std::size_t i = 0; i < d; ++i) y[i] = x[i] * inverse;
-        rotation_.apply(y.data());
+        const float norm = detail::normalize_and_rotate(rotation_, x, norm_format_, y.data());
         BitWriter writer(out);
         double residual_sum = 0.0;
         for (std::size_t i = 0; i < d; ++i) {

@@ -20,6 +20,14 @@ struct ScalarQuantizer {
     /// in the scalar codecs and a few thousand cells at most anywhere).
     std::uint32_t cell(float x) const { return count_at_or_below(thresholds.data(), thresholds.size(), x); }
 
+    /// Cells of n values at once: for each threshold, one compare-and-add over all values, which
+    /// compilers vectorize (the books here have at most 15 thresholds).
+    void cells(const float* y, std::size_t n, std::uint32_t* out) const {
+        for (std::size_t i = 0; i < n; ++i) out[i] = 0;
+        for (float t : thresholds)
+            for (std::size_t i = 0; i < n; ++i) out[i] += y[i] >= t ? 1u : 0u;
+    }
+
     static std::uint32_t count_at_or_below(const float* sorted, std::size_t count, float x) {
         std::uint32_t lo = 0, hi = static_cast<std::uint32_t>(count);
         while (lo < hi) {

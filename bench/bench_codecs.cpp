@@ -1,0 +1,139 @@
+// CPU throughput of every codec, the rotation, and scoring from codes, with the baselines that give
+// them meaning measured in the same binary: memcpy for the rotation, Eigen fp32 and fp16 matrix–
+// vector products for scoring. Compare as ratios within one run (the machine is shared and noisy):
+//   build/bench/octopus-bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <Eigen/Core>
+#include <octopus/octopus.hpp>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr std::size_t kBatch = 1024;  // vectors per encode/decode iteration
+
+void encode_benchmark(benchmark::State& state, const octopus::Codec& codec) {
+    const std::size_t d = codec.dim();
+    const auto keys = octopus::uniform_unit_vectors(kBatch, d, 1);
+    std::vector<std::uint8_t> packed(kBatch * codec.bytes_per_vector());
+    for (auto _ : state) {
+        codec.encode(std::span<const float>(keys), packed);
+        benchmark::DoNotOptimize(packed.data());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
+}
+
+void decode_benchmark(benchmark::State& state, const octopus::Codec& codec) {
+    const std::size_t d = codec.dim();
+    const auto packed = codec.encode(std::span<const float>(octopus::uniform_unit_vectors(kBatch, d, 1)));
+    std::vector<float> out(kBatch * d);
+    for (auto _ : state) {
+        codec.decode(packed, out);
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
+}
+
+void rotate_benchmark(benchmark::State& state) {
+    const auto d = static_cast<std::size_t>(state.range(0));
+    const octopus::Rotation rotation(d, 1);
+    auto x = octopus::uniform_unit_vectors(1, d, 2);
+    for (auto _ : state) {
+        rotation.apply(x.data());
+        benchmark::DoNotOptimize(x.data());
+        benchmark::ClobberMemory();
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * d * sizeof(float)));
+}
+
+void memcpy_benchmark(benchmark::State& state) {
+    const auto d = static_cast<std::size_t>(state.range(0));
+    const auto x = octopus::uniform_unit_vectors(1, d, 2);
+    std::vector<float> y(d);
+    for (auto _ : state) {
+        std::memcpy(y.data(), x.data(), d * sizeof(float));
+        benchmark::DoNotOptimize(y.data());
+        benchmark::ClobberMemory();
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * d * sizeof(float)));
+}
+
+void score_benchmark(benchmark::State& state, const octopus::Codec& codec, std::size_t keys) {
+    const std::size_t d = codec.dim();
+    std::vector<std::uint8_t> packed(keys * codec.bytes_per_vector());
+    for (std::size_t start = 0; start < keys; start += kBatch) {  // fill in batches: no 128k × d float buffer
+        const std::size_t n = std::min(kBatch, keys - start);
+        const auto batch = octopus::uniform_unit_vectors(n, d, start + 7);
+        codec.encode(std::span<const float>(batch),
+                     std::span<std::uint8_t>(packed.data() + start * codec.bytes_per_vector(), n * codec.bytes_per_vector()));
+    }
+    const auto query = octopus::uniform_unit_vectors(1, d, 3);
+    std::vector<float> scores(keys);
+    for (auto _ : state) {
+        codec.dot(query, packed, scores);
+        benchmark::DoNotOptimize(scores.data());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * keys));
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * packed.size()));
+}
+
+template <class Scalar>
+void eigen_score_benchmark(benchmark::State& state, std::size_t d, std::size_t keys) {
+    using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+    Matrix k(static_cast<Eigen::Index>(keys), static_cast<Eigen::Index>(d));
+    for (std::size_t start = 0; start < keys; start += kBatch) {
+        const std::size_t n = std::min(kBatch, keys - start);
+        const auto batch = octopus::uniform_unit_vectors(n, d, start + 7);
+        for (std::size_t i = 0; i < n * d; ++i) k(static_cast<Eigen::Index>(start + i / d), static_cast<Eigen::Index>(i % d)) = Scalar(batch[i]);
+    }
+    const auto q = octopus::uniform_unit_vectors(1, d, 3);
+    Vector query(static_cast<Eigen::Index>(d));
+    for (std::size_t j = 0; j < d; ++j) query(static_cast<Eigen::Index>(j)) = Scalar(q[j]);
+    Vector scores(static_cast<Eigen::Index>(keys));
+    for (auto _ : state) {
+        scores.noalias() = k * query;
+        benchmark::DoNotOptimize(scores.data());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * keys));
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * keys * d * sizeof(Scalar)));
+}
+
+void register_all() {
+    const char* all[] = {"turboquant", "octopus", "octopus-paper", "polarquant", "turboquant-prod", "qjl", "uniform"};
+    for (const char* name : all)
+        for (std::size_t d : {64u, 128u, 256u})
+            for (int b : {2, 3, 4}) {
+                // Every codec at d = 128, b = 3; the two main codecs across d and b.
+                const bool main_codec = std::string(name) == "turboquant" || std::string(name) == "octopus";
+                if (!main_codec && (d != 128 || b != 3)) continue;
+                const octopus::Codec codec = octopus::make_codec(name, {d, double(b), 1});
+                const std::string suffix = std::string(name) + "/d" + std::to_string(d) + "/b" + std::to_string(b);
+                benchmark::RegisterBenchmark(("encode/" + suffix).c_str(), encode_benchmark, codec);
+                benchmark::RegisterBenchmark(("decode/" + suffix).c_str(), decode_benchmark, codec);
+            }
+    benchmark::RegisterBenchmark("rotate", rotate_benchmark)->Arg(64)->Arg(128)->Arg(256);
+    benchmark::RegisterBenchmark("memcpy", memcpy_benchmark)->Arg(64)->Arg(128)->Arg(256);
+    for (std::size_t keys : {4096u, 32768u, 131072u}) {
+        const std::string n = "/keys" + std::to_string(keys);
+        for (const char* name : {"turboquant", "octopus"})
+            benchmark::RegisterBenchmark(("score/" + std::string(name) + "/d128/b3" + n).c_str(), score_benchmark,
+                                         octopus::make_codec(name, {128, 3, 1}), keys);
+        benchmark::RegisterBenchmark(("score/eigen-fp32/d128" + n).c_str(), eigen_score_benchmark<float>, 128, keys);
+        benchmark::RegisterBenchmark(("score/eigen-fp16/d128" + n).c_str(), eigen_score_benchmark<Eigen::half>, 128, keys);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    register_all();
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}
