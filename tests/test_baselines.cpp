@@ -14,32 +14,7 @@
 namespace {
 
 using octopus::CodecSpec;
-
-double simpson(const std::function<double(double)>& f, double a, double b) {
-    const int m = 20000;
-    const double h = (b - a) / m;
-    double s = f(a) + f(b);
-    for (int i = 1; i < m; ++i) s += f(a + i * h) * (i % 2 ? 4.0 : 2.0);
-    return s * h / 3.0;
-}
-
-template <class C>
-void expect_dot_matches_decode(const C& codec, std::size_t d) {
-    auto keys = octopus::uniform_unit_vectors(50, d, 1);
-    for (std::size_t i = 0; i < keys.size(); ++i) keys[i] *= 0.5f + float(i % 3);
-    const auto query = octopus::uniform_unit_vectors(1, d, 2);
-    const auto packed = codec.encode(keys);
-    const auto decoded = codec.decode(packed);
-    const auto scores = codec.dot(query, packed);
-    for (std::size_t v = 0; v < 50; ++v) {
-        double exact = 0.0, norm = 0.0;
-        for (std::size_t j = 0; j < d; ++j) {
-            exact += double(query[j]) * decoded[v * d + j];
-            norm += double(decoded[v * d + j]) * decoded[v * d + j];
-        }
-        EXPECT_NEAR(scores[v], exact, 1e-5 * std::max(1.0, std::sqrt(norm))) << C::name() << " d " << d << " v " << v;
-    }
-}
+using octopus_test::simpson;
 
 TEST(PolarQuant, AngleDensitiesAreNormalizedAndCodebooksOptimal) {
     for (int level = 2; level <= 4; ++level) {
@@ -80,7 +55,7 @@ TEST(PolarQuant, KeepsEveryBlockRadiusAndImprovesWithBits) {
         EXPECT_LT(mse, previous) << b;
         previous = mse;
     }
-    for (std::size_t d : {64u, 80u, 96u, 112u, 256u}) expect_dot_matches_decode(octopus::PolarQuant(CodecSpec{d, 3, 2}), d);
+    for (std::size_t d : {64u, 80u, 96u, 112u, 256u}) octopus_test::expect_dot_matches_decode(octopus::PolarQuant(CodecSpec{d, 3, 2}));
 }
 
 TEST(Qjl, EstimatorIsUnbiasedWithTheStatedVariance) {
@@ -103,7 +78,7 @@ TEST(Qjl, EstimatorIsUnbiasedWithTheStatedVariance) {
         EXPECT_NEAR(sum / seeds, 0.0, 4.0 * std::sqrt(variance / seeds)) << b;
         EXPECT_NEAR(squares / seeds, variance, 0.2 * variance) << b;
     }
-    expect_dot_matches_decode(octopus::Qjl(CodecSpec{128, 2, 3}), 128);
+    octopus_test::expect_dot_matches_decode(octopus::Qjl(CodecSpec{128, 2, 3}));
 }
 
 TEST(TurboQuantProd, InnerProductDistortionMatchesThePaper) {
@@ -131,7 +106,7 @@ TEST(TurboQuantProd, InnerProductDistortionMatchesThePaper) {
         EXPECT_NEAR(distortion, expected[b - 1], 0.25 * expected[b - 1]) << "b = " << b;
         EXPECT_NEAR(bias / 32000.0, 0.0, 4.0 * std::sqrt(distortion / d / 32000.0)) << "b = " << b;
     }
-    expect_dot_matches_decode(octopus::TurboQuantProd(CodecSpec{96, 3, 2}), 96);
+    octopus_test::expect_dot_matches_decode(octopus::TurboQuantProd(CodecSpec{96, 3, 2}));
 }
 
 TEST(Uniform, ErrorIsWithinHalfAStepAndBitsAreCountedHonestly) {
@@ -152,7 +127,7 @@ TEST(Uniform, ErrorIsWithinHalfAStepAndBitsAreCountedHonestly) {
     const std::vector<float> constant(d, 0.25f);
     for (float x : codec.decode(codec.encode(constant))) EXPECT_EQ(x, 0.25f);
     EXPECT_DOUBLE_EQ(octopus::Uniform(CodecSpec{80, 2, 0}).bits_per_coordinate(), 2.0 + 3 * 32.0 / 80);
-    for (std::size_t dd : {80u, 128u}) expect_dot_matches_decode(octopus::Uniform(CodecSpec{dd, 4, 0}), dd);
+    for (std::size_t dd : {80u, 128u}) octopus_test::expect_dot_matches_decode(octopus::Uniform(CodecSpec{dd, 4, 0}));
     std::vector<float> huge(d, 1.0f);
     huge[3] = 1e6f;
     EXPECT_THROW(codec.encode(huge), octopus::error);

@@ -3,22 +3,16 @@
 
 #include <gtest/gtest.h>
 
+#include "support.hpp"
+
 #include <cmath>
 #include <vector>
 
 namespace {
 
-// Simpson's rule on each side of the kink at 0: independent of the solver's Gauss rules.
+// Simpson's rule on each side of the octahedral marginal's kink at 0.
 double simpson(const std::function<double(double)>& f, double a, double b) {
-    const auto piece = [&](double lo, double hi) {
-        if (!(hi > lo)) return 0.0;
-        const int m = 4000;
-        const double h = (hi - lo) / m;
-        double s = f(lo) + f(hi);
-        for (int i = 1; i < m; ++i) s += f(lo + i * h) * (i % 2 ? 4.0 : 2.0);
-        return s * h / 3.0;
-    };
-    return piece(a, std::min(b, 0.0)) + piece(std::max(a, 0.0), b);
+    return octopus_test::simpson(f, a, std::min(b, 0.0), 8000) + octopus_test::simpson(f, std::max(a, 0.0), b, 8000);
 }
 
 TEST(DirectionGrid, OctahedralCoordinateCodebooksMeetTheLloydMaxConditions) {

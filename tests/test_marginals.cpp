@@ -3,19 +3,15 @@
 
 #include <gtest/gtest.h>
 
+#include "support.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 namespace {
 
-template <class F>
-double simpson(F f, double a, double b, int intervals = 20000) {
-    const double h = (b - a) / intervals;
-    double sum = f(a) + f(b);
-    for (int i = 1; i < intervals; ++i) sum += f(a + i * h) * (i % 2 ? 4.0 : 2.0);
-    return sum * h / 3.0;
-}
+using octopus_test::simpson;
 
 TEST(Marginals, CoordinateDensityIsNormalizedWithVarianceOneOverD) {
     for (int d : {64, 80, 128, 256}) {

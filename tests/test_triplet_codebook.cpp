@@ -4,18 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include "support.hpp"
+
 #include <cmath>
 #include <vector>
 
 namespace {
 
-double simpson(const std::function<double(double)>& f, double a, double b) {
-    const int m = 20000;
-    const double h = (b - a) / m;
-    double s = f(a) + f(b);
-    for (int i = 1; i < m; ++i) s += f(a + i * h) * (i % 2 ? 4.0 : 2.0);
-    return s * h / 3.0;
-}
+using octopus_test::simpson;
 
 /// Triplets with the exact distribution of a rotated unit key's triplets at head dim d: all ⌊d/3⌋
 /// triplets of uniform unit vectors in R^d.

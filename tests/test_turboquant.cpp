@@ -59,23 +59,7 @@ TEST(TurboQuant, StructuredInputsAreSpreadLikeUniformOnes) {
 
 TEST(TurboQuant, DotEqualsTheDotOfTheDecodedKeys) {
     for (std::size_t d : {64u, 96u, 128u, 256u})
-        for (int b = 1; b <= 4; ++b) {
-            const TurboQuant codec(CodecSpec{d, double(b), 5});
-            auto keys = octopus::uniform_unit_vectors(200, d, 1);
-            for (std::size_t i = 0; i < keys.size(); ++i) keys[i] *= 3.0f + float(i % 7);  // norms other than 1
-            const auto query = octopus::uniform_unit_vectors(1, d, 2);
-            const auto packed = codec.encode(keys);
-            const auto decoded = codec.decode(packed);
-            const auto scores = codec.dot(query, packed);
-            for (std::size_t v = 0; v < 200; ++v) {
-                double exact = 0.0, norm = 0.0;
-                for (std::size_t j = 0; j < d; ++j) {
-                    exact += double(query[j]) * decoded[v * d + j];
-                    norm += double(decoded[v * d + j]) * decoded[v * d + j];
-                }
-                EXPECT_NEAR(scores[v], exact, 1e-5 * std::sqrt(norm)) << "d " << d << " b " << b << " v " << v;
-            }
-        }
+        for (int b = 1; b <= 4; ++b) octopus_test::expect_dot_matches_decode(TurboQuant(CodecSpec{d, double(b), 5}));
 }
 
 TEST(TurboQuant, IsDeterministicAndPinned) {
@@ -85,10 +69,7 @@ TEST(TurboQuant, IsDeterministicAndPinned) {
     const auto c = TurboQuant(CodecSpec{128, 3, 43}).encode(keys);
     EXPECT_EQ(a, b);
     EXPECT_NE(a, c);
-    // FNV-1a of the bytes: a change in rotation, codebook or layout shows up here.
-    std::uint64_t hash = 0xcbf29ce484222325ULL;
-    for (std::uint8_t byte : a) hash = (hash ^ byte) * 0x100000001b3ULL;
-    EXPECT_EQ(hash, 0x87a10c1a48b51720ULL) << std::hex << hash;
+    EXPECT_EQ(octopus_test::fnv1a(a), 0x87a10c1a48b51720ULL) << std::hex << octopus_test::fnv1a(a);
 }
 
 TEST(TurboQuant, ZeroVectorRoundTripsToZero) {
