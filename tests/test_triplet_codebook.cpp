@@ -124,7 +124,10 @@ TEST(TripletCodebook, BatchedEncoderMatchesTheScalarOne) {
         const std::size_t n = triplets.size() / 3;
         std::vector<std::uint32_t> batched(n);
         tables.encode_many(triplets.data(), n, batched.data());
-        for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(batched[i], tables.encode(&triplets[3 * i])) << "triplet " << i;
+        for (std::size_t i = 0; i < n; ++i) {
+            ASSERT_EQ(batched[i], tables.encode(&triplets[3 * i])) << "triplet " << i;
+            ASSERT_EQ(tables.encode_bucketed(&triplets[3 * i]), batched[i]) << "triplet " << i;
+        }
     }
 }
 

@@ -64,6 +64,17 @@ public:
         rows_ = m;
         row_length_ = p;
         small_ = detail::small_hadamard_for(m);
+#if defined(__AVX2__)
+        if (m == 1) {
+            switch (p) {
+                case 32: signed_round_ = &detail::signed_walsh_hadamard_avx2<32>; break;
+                case 64: signed_round_ = &detail::signed_walsh_hadamard_avx2<64>; break;
+                case 128: signed_round_ = &detail::signed_walsh_hadamard_avx2<128>; break;
+                case 256: signed_round_ = &detail::signed_walsh_hadamard_avx2<256>; break;
+                default: break;
+            }
+        }
+#endif
         signs_.resize(kRotationRounds * dim);
         // H is applied unnormalized; the total scale d^(−rounds/2) rides on the first round's signs,
         // which both directions multiply by exactly once.
@@ -84,6 +95,13 @@ public:
 
     /// x ← R x in place; x holds dim() floats. No checks: the hot path behind octopus::rotate.
     void apply(float* x) const {
+#if defined(__AVX2__)
+        // Powers of two up to 256: each round in registers (detail/walsh_hadamard_avx2.hpp).
+        if (rows_ == 1 && signed_round_ != nullptr) {
+            for (std::size_t round = 0; round < kRotationRounds; ++round) signed_round_(x, signs_.data() + round * dim_);
+            return;
+        }
+#endif
         std::array<float, kMaxDim> scratch;
         for (std::size_t round = 0; round < kRotationRounds; ++round) {
             const float* s = signs_.data() + round * dim_;
@@ -108,6 +126,7 @@ private:
     std::size_t rows_ = 1, row_length_ = 0;
     const detail::SmallHadamard* small_ = nullptr;
     std::vector<float> signs_;
+    void (*signed_round_)(float*, const float*) = nullptr;  // the in-register AVX2 round, where one exists
 };
 
 namespace detail {

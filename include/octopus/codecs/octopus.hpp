@@ -27,6 +27,7 @@
 #endif
 
 #include "octopus/codec.hpp"
+#include "octopus/detail/bucketed_search.hpp"
 #include "octopus/detail/memo.hpp"
 #include "octopus/detail/padded_search.hpp"
 #include "octopus/detail/scalar_quantizer.hpp"
@@ -52,10 +53,11 @@ struct OctopusPaperDesign {
 
 namespace detail {
 
-/// What the triplet codec's hot loops read, flattened to float. Every search table is padded to
-/// 2^k − 1 entries (detail/padded_search.hpp) with k common to all rings (and to all rows), so the
-/// encoder is three fixed-length branch-free searches — ring by r, row by u, column by v — and the
-/// AVX2 path runs eight triplets through them at once with gathers.
+/// What the triplet codec's hot loops read, flattened to float. The scalar encoder, the
+/// specification, runs three fixed-length branch-free searches (ring by r, row by u, column by v)
+/// on tables padded to 2^k − 1 entries (detail/padded_search.hpp). The batched encoder runs the
+/// same searches through bucket indexes of the same thresholds (detail/bucketed_search.hpp), two
+/// dependent loads per search instead of k, eight triplets at once with AVX2; all give the same codes.
 struct TripletTables {
     unsigned ring_steps = 0, row_steps = 0, column_steps = 0;
     std::size_t rows_per_ring = 0;           // row slots per ring (padded)
@@ -65,6 +67,8 @@ struct TripletTables {
     std::vector<std::uint32_t> row_base;     // per (ring, row slot): code of the row's first cell
     std::vector<std::array<float, 3>> points;
     double mse = 0.0;  // per triplet, of the double-precision design
+    // The same three searches through bucket indexes, for the batched encoder.
+    BucketedSearch ring_index, row_index, column_index;
 
     explicit TripletTables(const TripletCodebook& book) : mse(book.mse) {
         const std::vector<float> rings(book.ring_thresholds.begin(), book.ring_thresholds.end());
@@ -96,9 +100,42 @@ struct TripletTables {
                 points.push_back({static_cast<float>(book.radius[k] * p[0]), static_cast<float>(book.radius[k] * p[1]),
                                   static_cast<float>(book.radius[k] * p[2])});
         }
+        build_bucket_indexes(book);
+    }
+
+    /// Ring index over [0, largest ring threshold], row index per ring and column index per (ring,
+    /// row slot) over [−1, 1]; bucket counts chosen so that few thresholds share a bucket.
+    void build_bucket_indexes(const TripletCodebook& book) {
+        std::vector<std::vector<float>> rings(1), rows, columns;
+        rings[0].assign(book.ring_thresholds.begin(), book.ring_thresholds.end());
+        const float r_hi = rings[0].empty() ? 1.0f : rings[0].back() * 1.001f;
+        for (std::size_t k = 0; k < book.rings(); ++k) {
+            const DirectionGrid& grid = *book.grids[k];
+            rows.emplace_back(grid.row_thresholds.begin(), grid.row_thresholds.end());
+            for (std::size_t row = 0; row < rows_per_ring; ++row) {
+                const std::size_t real = std::min(row, grid.rows() - 1);
+                const std::size_t first = grid.first_cell[real], cells = grid.first_cell[real + 1] - first;
+                columns.emplace_back(grid.column_thresholds.begin() + static_cast<std::ptrdiff_t>(first - real),
+                                     grid.column_thresholds.begin() + static_cast<std::ptrdiff_t>(first - real + cells - 1));
+            }
+        }
+        ring_index = BucketedSearch(rings, 0.0f, r_hi, 256);
+        row_index = BucketedSearch(rows, -1.0f, 1.0f, 256);
+        column_index = BucketedSearch(columns, -1.0f, 1.0f, 128);
     }
 
     std::size_t row_table_size() const { return (std::size_t{1} << row_steps) - 1; }
+
+    /// encode() through the bucket indexes: the same code with two dependent loads per search, three
+    /// times faster than the padded searches in scalar code.
+    std::uint32_t encode_bucketed(const float* t) const {
+        const float r = std::sqrt(t[0] * t[0] + t[1] * t[1] + t[2] * t[2]);
+        const std::uint32_t ring = ring_index.search(0, r);
+        const SquarePoint<float> s = octahedral_encode(t[0], t[1], t[2]);
+        const std::uint32_t row = row_index.search(ring, s.u);
+        const std::uint32_t slot = ring * static_cast<std::uint32_t>(rows_per_ring) + row;
+        return row_base[slot] + column_index.search(slot, s.v);
+    }
     std::size_t column_table_size() const { return (std::size_t{1} << column_steps) - 1; }
 
     /// The code of one triplet: the scalar specification of the encoder.
@@ -111,13 +148,14 @@ struct TripletTables {
         return row_base[slot] + padded_search(column_table.data() + slot * column_table_size(), column_steps, s.v);
     }
 
-    /// Codes of `count` consecutive triplets starting at t (3·count floats).
+    /// Codes of `count` consecutive triplets starting at t (3·count floats): eight at a time with
+    /// AVX2, the rest (and everything without AVX2) through encode_bucketed().
     void encode_many(const float* t, std::size_t count, std::uint32_t* codes) const {
         std::size_t i = 0;
 #if defined(__AVX2__) && defined(__FMA__)
         for (; i + 8 <= count; i += 8) encode8_avx2(t + 3 * i, codes + i);
 #endif
-        for (; i < count; ++i) codes[i] = encode(t + 3 * i);
+        for (; i < count; ++i) codes[i] = encode_bucketed(t + 3 * i);
     }
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -149,24 +187,27 @@ struct TripletTables {
         const __m256 u = _mm256_blendv_ps(px, fold_u, lower);
         const __m256 v = _mm256_blendv_ps(py, fold_v, lower);
 
-        const auto search = [](const float* table, __m256i offset, unsigned steps, __m256 value) {
-            __m256i count = _mm256_setzero_si256();
-            for (unsigned s = steps; s-- > 0;) {
-                const __m256i step = _mm256_set1_epi32(1 << s);
-                const __m256i index = _mm256_add_epi32(offset, _mm256_sub_epi32(_mm256_add_epi32(count, step), _mm256_set1_epi32(1)));
-                const __m256 threshold = _mm256_i32gather_ps(table, index, 4);
-                const __m256i take = _mm256_castps_si256(_mm256_cmp_ps(threshold, value, _CMP_LE_OQ));
-                count = _mm256_add_epi32(count, _mm256_and_si256(take, step));
+        // Bucket-index searches, lane for lane what BucketedSearch::search does.
+        const auto search = [](const BucketedSearch& index, __m256i table, __m256 value) {
+            const __m256 position = _mm256_mul_ps(_mm256_sub_ps(value, _mm256_set1_ps(index.lo())), _mm256_set1_ps(index.scale()));
+            const __m256 clamped = _mm256_min_ps(_mm256_max_ps(position, _mm256_setzero_ps()),
+                                                 _mm256_set1_ps(static_cast<float>(index.buckets() - 1)));
+            const __m256i bucket = _mm256_cvttps_epi32(clamped);
+            const __m256i slot = _mm256_add_epi32(_mm256_mullo_epi32(table, _mm256_set1_epi32(static_cast<int>(index.buckets()))), bucket);
+            const __m256i first = _mm256_i32gather_epi32(reinterpret_cast<const int*>(index.first()), slot, 4);
+            const __m256i base = _mm256_add_epi32(_mm256_mullo_epi32(table, _mm256_set1_epi32(static_cast<int>(index.stride()))), first);
+            __m256i count = first;
+            for (unsigned k = 0; k < index.checks(); ++k) {
+                const __m256 threshold =
+                    _mm256_i32gather_ps(index.thresholds(), _mm256_add_epi32(base, _mm256_set1_epi32(static_cast<int>(k))), 4);
+                count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(threshold, value, _CMP_LE_OQ)));
             }
             return count;
         };
-        const __m256i ring = search(ring_table.data(), _mm256_setzero_si256(), ring_steps, r);
-        const __m256i row = search(row_table.data(), _mm256_mullo_epi32(ring, _mm256_set1_epi32(static_cast<int>(row_table_size()))),
-                                   row_steps, u);
+        const __m256i ring = search(ring_index, _mm256_setzero_si256(), r);
+        const __m256i row = search(row_index, ring, u);
         const __m256i slot = _mm256_add_epi32(_mm256_mullo_epi32(ring, _mm256_set1_epi32(static_cast<int>(rows_per_ring))), row);
-        const __m256i column = search(column_table.data(),
-                                      _mm256_mullo_epi32(slot, _mm256_set1_epi32(static_cast<int>(column_table_size()))),
-                                      column_steps, v);
+        const __m256i column = search(column_index, slot, v);
         const __m256i base = _mm256_i32gather_epi32(reinterpret_cast<const int*>(row_base.data()), slot, 4);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes), _mm256_add_epi32(base, column));
     }
