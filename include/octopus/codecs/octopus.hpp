@@ -69,6 +69,8 @@ struct TripletTables {
     double mse = 0.0;  // per triplet, of the double-precision design
     // The same three searches through bucket indexes, for the batched encoder.
     BucketedSearch ring_index, row_index, column_index;
+    std::vector<float> ring_thresholds;            // unpadded, for the AVX2 broadcast compares
+    std::vector<std::uint32_t> column_code_first;  // per (slot, bucket): row_base[slot] + column first
 
     explicit TripletTables(const TripletCodebook& book) : mse(book.mse) {
         const std::vector<float> rings(book.ring_thresholds.begin(), book.ring_thresholds.end());
@@ -122,6 +124,10 @@ struct TripletTables {
         ring_index = BucketedSearch(rings, 0.0f, r_hi, 256);
         row_index = BucketedSearch(rows, -1.0f, 1.0f, 256);
         column_index = BucketedSearch(columns, -1.0f, 1.0f, 128);
+        ring_thresholds = rings[0];
+        for (std::size_t slot = 0; slot < row_base.size(); ++slot)
+            for (std::uint32_t b = 0; b < column_index.buckets(); ++b)
+                column_code_first.push_back(row_base[slot] + column_index.first()[slot * column_index.buckets() + b]);
     }
 
     std::size_t row_table_size() const { return (std::size_t{1} << row_steps) - 1; }
@@ -161,10 +167,15 @@ struct TripletTables {
 #if defined(__AVX2__) && defined(__FMA__)
     /// Eight triplets at once, lane for lane the same operations as encode(), so the same codes.
     void encode8_avx2(const float* t, std::uint32_t* codes) const {
-        const __m256i stride = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
-        const __m256 x = _mm256_i32gather_ps(t, stride, 4);
-        const __m256 y = _mm256_i32gather_ps(t + 1, stride, 4);
-        const __m256 z = _mm256_i32gather_ps(t + 2, stride, 4);
+        // Eight interleaved (x, y, z) to three registers: blend each lane from the load that holds
+        // it, then put the lanes in order.
+        const __m256 a = _mm256_loadu_ps(t), b = _mm256_loadu_ps(t + 8), c = _mm256_loadu_ps(t + 16);
+        const __m256 x = _mm256_permutevar8x32_ps(_mm256_blend_ps(_mm256_blend_ps(a, b, 0x92), c, 0x24),
+                                                  _mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5));
+        const __m256 y = _mm256_permutevar8x32_ps(_mm256_blend_ps(_mm256_blend_ps(a, b, 0x24), c, 0x49),
+                                                  _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6));
+        const __m256 z = _mm256_permutevar8x32_ps(_mm256_blend_ps(_mm256_blend_ps(a, b, 0x49), c, 0x92),
+                                                  _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7));
         // r² as the scalar code computes it: (x·x + y·y) + z·z, each product rounded (no FMA), so the
         // ring decisions match encode() bit for bit.
         const __m256 r = _mm256_sqrt_ps(
@@ -204,12 +215,34 @@ struct TripletTables {
             }
             return count;
         };
-        const __m256i ring = search(ring_index, _mm256_setzero_si256(), r);
-        const __m256i row = search(row_index, ring, u);
+        // Rings: few thresholds, compared all at once against broadcasts.
+        __m256i ring = _mm256_setzero_si256();
+        for (float threshold : ring_thresholds)
+            ring = _mm256_sub_epi32(ring, _mm256_castps_si256(_mm256_cmp_ps(_mm256_set1_ps(threshold), r, _CMP_LE_OQ)));
+        const auto bucket_slot = [](const BucketedSearch& index, __m256i table, __m256 value) {
+            const __m256 position = _mm256_mul_ps(_mm256_sub_ps(value, _mm256_set1_ps(index.lo())), _mm256_set1_ps(index.scale()));
+            const __m256 clamped = _mm256_min_ps(_mm256_max_ps(position, _mm256_setzero_ps()),
+                                                 _mm256_set1_ps(static_cast<float>(index.buckets() - 1)));
+            return _mm256_add_epi32(_mm256_mullo_epi32(table, _mm256_set1_epi32(static_cast<int>(index.buckets()))),
+                                    _mm256_cvttps_epi32(clamped));
+        };
+        const auto one_check = [](const std::uint32_t* first, const float* next, __m256i slot, __m256 value) {
+            const __m256i count = _mm256_i32gather_epi32(reinterpret_cast<const int*>(first), slot, 4);
+            const __m256 threshold = _mm256_i32gather_ps(next, slot, 4);
+            return _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(threshold, value, _CMP_LE_OQ)));
+        };
+        const __m256i row = row_index.checks() == 1
+                                ? one_check(row_index.first(), row_index.next(), bucket_slot(row_index, ring, u), u)
+                                : search(row_index, ring, u);
         const __m256i slot = _mm256_add_epi32(_mm256_mullo_epi32(ring, _mm256_set1_epi32(static_cast<int>(rows_per_ring))), row);
-        const __m256i column = search(column_index, slot, v);
-        const __m256i base = _mm256_i32gather_epi32(reinterpret_cast<const int*>(row_base.data()), slot, 4);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes), _mm256_add_epi32(base, column));
+        __m256i code;
+        if (column_index.checks() == 1) {
+            code = one_check(column_code_first.data(), column_index.next(), bucket_slot(column_index, slot, v), v);
+        } else {
+            const __m256i base = _mm256_i32gather_epi32(reinterpret_cast<const int*>(row_base.data()), slot, 4);
+            code = _mm256_add_epi32(base, search(column_index, slot, v));
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes), code);
     }
 #endif
 };

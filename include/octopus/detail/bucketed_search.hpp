@@ -42,6 +42,7 @@ public:
                 std::uint32_t below = 0;
                 while (below < t.size() && bucket(t[below]) < b) ++below;
                 first_.push_back(below);
+                next_.push_back(below < t.size() ? t[below] : std::numeric_limits<float>::infinity());
             }
         }
     }
@@ -68,6 +69,9 @@ public:
     std::uint32_t stride() const { return stride_; }
     const float* thresholds() const { return thresholds_.data(); }
     const std::uint32_t* first() const { return first_.data(); }
+    /// The first threshold each (table, bucket) may have to compare: with checks() == 1 the whole
+    /// search is first + (next ≤ x), two loads that do not wait on each other.
+    const float* next() const { return next_.data(); }
 
 private:
     float lo_ = 0.0f, scale_ = 1.0f;
@@ -75,6 +79,7 @@ private:
     unsigned checks_ = 0;
     std::vector<float> thresholds_;     // per table, stride_ entries, +∞ padded
     std::vector<std::uint32_t> first_;  // per table, per bucket
+    std::vector<float> next_;           // per table, per bucket
 };
 
 }  // namespace octopus::detail
