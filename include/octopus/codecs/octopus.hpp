@@ -198,50 +198,38 @@ struct TripletTables {
         const __m256 u = _mm256_blendv_ps(px, fold_u, lower);
         const __m256 v = _mm256_blendv_ps(py, fold_v, lower);
 
-        // Bucket-index searches, lane for lane what BucketedSearch::search does.
-        const auto search = [](const BucketedSearch& index, __m256i table, __m256 value) {
-            const __m256 position = _mm256_mul_ps(_mm256_sub_ps(value, _mm256_set1_ps(index.lo())), _mm256_set1_ps(index.scale()));
-            const __m256 clamped = _mm256_min_ps(_mm256_max_ps(position, _mm256_setzero_ps()),
-                                                 _mm256_set1_ps(static_cast<float>(index.buckets() - 1)));
-            const __m256i bucket = _mm256_cvttps_epi32(clamped);
-            const __m256i slot = _mm256_add_epi32(_mm256_mullo_epi32(table, _mm256_set1_epi32(static_cast<int>(index.buckets()))), bucket);
-            const __m256i first = _mm256_i32gather_epi32(reinterpret_cast<const int*>(index.first()), slot, 4);
-            const __m256i base = _mm256_add_epi32(_mm256_mullo_epi32(table, _mm256_set1_epi32(static_cast<int>(index.stride()))), first);
-            __m256i count = first;
-            for (unsigned k = 0; k < index.checks(); ++k) {
-                const __m256 threshold =
-                    _mm256_i32gather_ps(index.thresholds(), _mm256_add_epi32(base, _mm256_set1_epi32(static_cast<int>(k))), 4);
-                count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(threshold, value, _CMP_LE_OQ)));
-            }
-            return count;
-        };
         // Rings: few thresholds, compared all at once against broadcasts.
         __m256i ring = _mm256_setzero_si256();
         for (float threshold : ring_thresholds)
             ring = _mm256_sub_epi32(ring, _mm256_castps_si256(_mm256_cmp_ps(_mm256_set1_ps(threshold), r, _CMP_LE_OQ)));
-        const auto bucket_slot = [](const BucketedSearch& index, __m256i table, __m256 value) {
+        // Rows and columns: BucketedSearch::search lane for lane. The count starts from `start` (the
+        // index's own first counts, or for columns those plus the row's first code); the first
+        // candidate threshold comes from next(), loaded beside it, and with checks() > 1 the others
+        // from the threshold table.
+        const auto search = [](const BucketedSearch& index, const std::uint32_t* start, __m256i table, __m256 value) {
             const __m256 position = _mm256_mul_ps(_mm256_sub_ps(value, _mm256_set1_ps(index.lo())), _mm256_set1_ps(index.scale()));
             const __m256 clamped = _mm256_min_ps(_mm256_max_ps(position, _mm256_setzero_ps()),
                                                  _mm256_set1_ps(static_cast<float>(index.buckets() - 1)));
-            return _mm256_add_epi32(_mm256_mullo_epi32(table, _mm256_set1_epi32(static_cast<int>(index.buckets()))),
-                                    _mm256_cvttps_epi32(clamped));
+            const __m256i slot = _mm256_add_epi32(
+                _mm256_mullo_epi32(table, _mm256_set1_epi32(static_cast<int>(index.buckets()))), _mm256_cvttps_epi32(clamped));
+            __m256i count = _mm256_i32gather_epi32(reinterpret_cast<const int*>(start), slot, 4);
+            const __m256 next = _mm256_i32gather_ps(index.next(), slot, 4);
+            count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(next, value, _CMP_LE_OQ)));
+            if (index.checks() > 1) {
+                const __m256i first = _mm256_i32gather_epi32(reinterpret_cast<const int*>(index.first()), slot, 4);
+                const __m256i base =
+                    _mm256_add_epi32(_mm256_mullo_epi32(table, _mm256_set1_epi32(static_cast<int>(index.stride()))), first);
+                for (unsigned k = 1; k < index.checks(); ++k) {
+                    const __m256 threshold =
+                        _mm256_i32gather_ps(index.thresholds(), _mm256_add_epi32(base, _mm256_set1_epi32(static_cast<int>(k))), 4);
+                    count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(threshold, value, _CMP_LE_OQ)));
+                }
+            }
+            return count;
         };
-        const auto one_check = [](const std::uint32_t* first, const float* next, __m256i slot, __m256 value) {
-            const __m256i count = _mm256_i32gather_epi32(reinterpret_cast<const int*>(first), slot, 4);
-            const __m256 threshold = _mm256_i32gather_ps(next, slot, 4);
-            return _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(threshold, value, _CMP_LE_OQ)));
-        };
-        const __m256i row = row_index.checks() == 1
-                                ? one_check(row_index.first(), row_index.next(), bucket_slot(row_index, ring, u), u)
-                                : search(row_index, ring, u);
+        const __m256i row = search(row_index, row_index.first(), ring, u);
         const __m256i slot = _mm256_add_epi32(_mm256_mullo_epi32(ring, _mm256_set1_epi32(static_cast<int>(rows_per_ring))), row);
-        __m256i code;
-        if (column_index.checks() == 1) {
-            code = one_check(column_code_first.data(), column_index.next(), bucket_slot(column_index, slot, v), v);
-        } else {
-            const __m256i base = _mm256_i32gather_epi32(reinterpret_cast<const int*>(row_base.data()), slot, 4);
-            code = _mm256_add_epi32(base, search(column_index, slot, v));
-        }
+        const __m256i code = search(column_index, column_code_first.data(), slot, v);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes), code);
     }
 #endif
