@@ -92,6 +92,9 @@ public:
 
     std::size_t dim() const { return dim_; }
     std::uint64_t seed() const { return seed_; }
+    /// The signs of round r at [r·dim, (r+1)·dim), round 0 scaled by dim^(−3/2): R x is, round by
+    /// round, x ← H (signs_r ⊙ x) with H the unnormalized Hadamard matrix (the CUDA headers upload these).
+    const std::vector<float>& signs() const { return signs_; }
 
     /// x ← R x in place; x holds dim() floats. No checks: the hot path behind octopus::rotate.
     void apply(float* x) const {

@@ -30,6 +30,7 @@
 #include "octopus/detail/bucketed_search.hpp"
 #include "octopus/detail/memo.hpp"
 #include "octopus/detail/padded_search.hpp"
+#include "octopus/detail/rounded.hpp"
 #include "octopus/detail/scalar_quantizer.hpp"
 #include "octopus/lloyd_max.hpp"
 #include "octopus/octahedral.hpp"
@@ -132,10 +133,16 @@ struct TripletTables {
 
     std::size_t row_table_size() const { return (std::size_t{1} << row_steps) - 1; }
 
+    /// |t| as every encoder computes it: (x·x + y·y) + z·z, each product rounded on its own (never
+    /// fused, whatever the build flags), then a correctly rounded square root.
+    static float triplet_norm(const float* t) {
+        return std::sqrt((rounded(t[0] * t[0]) + rounded(t[1] * t[1])) + rounded(t[2] * t[2]));
+    }
+
     /// encode() through the bucket indexes: the same code with two dependent loads per search, three
     /// times faster than the padded searches in scalar code.
     std::uint32_t encode_bucketed(const float* t) const {
-        const float r = std::sqrt(t[0] * t[0] + t[1] * t[1] + t[2] * t[2]);
+        const float r = triplet_norm(t);
         const std::uint32_t ring = ring_index.search(0, r);
         const SquarePoint<float> s = octahedral_encode(t[0], t[1], t[2]);
         const std::uint32_t row = row_index.search(ring, s.u);
@@ -146,7 +153,7 @@ struct TripletTables {
 
     /// The code of one triplet: the scalar specification of the encoder.
     std::uint32_t encode(const float* t) const {
-        const float r = std::sqrt(t[0] * t[0] + t[1] * t[1] + t[2] * t[2]);
+        const float r = triplet_norm(t);
         const std::uint32_t ring = padded_search(ring_table.data(), ring_steps, r);
         const SquarePoint<float> s = octahedral_encode(t[0], t[1], t[2]);
         const std::uint32_t row = padded_search(row_table.data() + ring * row_table_size(), row_steps, s.u);
@@ -176,10 +183,10 @@ struct TripletTables {
                                                   _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6));
         const __m256 z = _mm256_permutevar8x32_ps(_mm256_blend_ps(_mm256_blend_ps(a, b, 0x49), c, 0x92),
                                                   _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7));
-        // r² as the scalar code computes it: (x·x + y·y) + z·z, each product rounded (no FMA), so the
-        // ring decisions match encode() bit for bit.
-        const __m256 r = _mm256_sqrt_ps(
-            _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(x, x), _mm256_mul_ps(y, y)), _mm256_mul_ps(z, z)));
+        // r² as triplet_norm computes it, each product rounded (never fused), so the ring decisions
+        // match encode() bit for bit.
+        const __m256 r = _mm256_sqrt_ps(_mm256_add_ps(
+            _mm256_add_ps(rounded(_mm256_mul_ps(x, x)), rounded(_mm256_mul_ps(y, y))), rounded(_mm256_mul_ps(z, z))));
         const __m256 sign_mask = _mm256_set1_ps(-0.0f);
         const __m256 ax = _mm256_andnot_ps(sign_mask, x), ay = _mm256_andnot_ps(sign_mask, y),
                      az = _mm256_andnot_ps(sign_mask, z);
@@ -284,6 +291,15 @@ public:
     }
     /// The reconstruction point of every triplet code, for unit keys.
     const std::vector<std::array<float, 3>>& points() const { return tables_->points; }
+    /// The flattened search tables and points behind encode and decode (the CUDA headers upload them).
+    const detail::TripletTables& tables() const { return *tables_; }
+    /// Bits of each of the d mod 3 leftover codes, and their scalar codebook.
+    unsigned leftover_bits() const { return leftover_bits_; }
+    const std::vector<float>& leftover_levels() const { return leftover_.levels; }
+    const std::vector<float>& leftover_thresholds() const { return leftover_.thresholds; }
+    /// Bytes of codes and padding before the stored norm.
+    std::size_t code_bytes() const { return code_bytes_; }
+    NormFormat norm_format() const { return norm_format_; }
 
     void encode_vector(const float* x, std::uint8_t* out) const {
         const std::size_t d = dim();

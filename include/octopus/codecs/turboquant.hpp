@@ -46,6 +46,11 @@ public:
     }
     /// The scalar reconstruction levels (for unit vectors), ascending.
     const std::vector<float>& levels() const { return quantizer_.levels; }
+    /// The cell boundaries between consecutive levels, ascending: a coordinate's code is how many are ≤ it.
+    const std::vector<float>& thresholds() const { return quantizer_.thresholds; }
+    /// Bytes of codes and padding before the stored norm.
+    std::size_t code_bytes() const { return code_bytes_; }
+    NormFormat norm_format() const { return norm_format_; }
 
     void encode_vector(const float* x, std::uint8_t* out) const {
         const std::size_t d = dim();

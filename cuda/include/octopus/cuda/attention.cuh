@@ -1,0 +1,358 @@
+// Fused decode attention over a compressed KV cache: out = softmax(scale · q·Kᵀ)·V for one new query
+// per head, K and V read as packed codes and norms, never decoded to memory.
+//
+// Flash-decoding: the context of each (sequence, KV head) is split over several blocks so that even
+// one sequence fills the GPU; each block runs the online softmax over its tokens, 16 at a time per
+// warp (scores and the weighted sum of values are both tensor-core products on operands decoded in
+// registers, fragments.cuh), merges its warps, and writes (max, sum, weighted values) for its split.
+// The last block of a (sequence, KV head) to finish merges the splits, and, because values were summed
+// in the rotated domain (Σ p_t |v_t| ṽ_t, ṽ the codebook point), applies the inverse rotation once per
+// output row. All query heads of a group (GQA) share each decoded key and value: they are the rows
+// of the mma.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "octopus/cuda/cache_shape.cuh"
+#include "octopus/cuda/device_codec.cuh"
+#include "octopus/cuda/error.cuh"
+#include "octopus/cuda/fragments.cuh"
+#include "octopus/cuda/scores.cuh"
+
+namespace octopus::cuda {
+
+/// Scratch for decode_attention: per split partial results and one counter per (sequence, KV head,
+/// 16-head chunk). Allocate once for the largest shapes and reuse; one attention call at a time per
+/// workspace (calls on one stream are ordered, so reuse on a stream is safe).
+class AttentionWorkspace {
+public:
+    /// Room for `batch` sequences of `kv_heads` KV heads, `q_heads` query heads of head dim `dim`,
+    /// split at most `max_splits` ways.
+    AttentionWorkspace(int batch, int q_heads, int kv_heads, int dim, int max_splits = 128)
+        : batch_(batch), q_heads_(q_heads), kv_heads_(kv_heads), dim_(dim), max_splits_(max_splits) {
+        octopus::detail::require(batch >= 1 && kv_heads >= 1 && q_heads >= kv_heads && q_heads % kv_heads == 0 &&
+                                     dim >= 1 && max_splits >= 1,
+                                 "octopus::cuda::AttentionWorkspace: bad shape");
+        const long long slots = static_cast<long long>(batch) * q_heads * max_splits;
+        OCTOPUS_CUDA_CHECK(cudaMalloc(&values_, slots * dim * sizeof(float)));
+        OCTOPUS_CUDA_CHECK(cudaMalloc(&max_sum_, slots * 2 * sizeof(float)));
+        OCTOPUS_CUDA_CHECK(cudaMalloc(&counters_, counters() * sizeof(unsigned)));
+        OCTOPUS_CUDA_CHECK(cudaMemset(counters_, 0, counters() * sizeof(unsigned)));
+    }
+    AttentionWorkspace(const AttentionWorkspace&) = delete;
+    AttentionWorkspace& operator=(const AttentionWorkspace&) = delete;
+    ~AttentionWorkspace() {
+        cudaFree(values_);
+        cudaFree(max_sum_);
+        cudaFree(counters_);
+    }
+
+    int batch() const { return batch_; }
+    int q_heads() const { return q_heads_; }
+    int kv_heads() const { return kv_heads_; }
+    int dim() const { return dim_; }
+    int max_splits() const { return max_splits_; }
+    float* values() const { return values_; }
+    float* max_sum() const { return max_sum_; }
+    unsigned* counters_data() const { return counters_; }
+
+private:
+    long long counters() const {
+        const int group = q_heads_ / kv_heads_;
+        return static_cast<long long>(batch_) * kv_heads_ * ((group + 15) / 16);
+    }
+    int batch_, q_heads_, kv_heads_, dim_, max_splits_;
+    float* values_ = nullptr;
+    float* max_sum_ = nullptr;
+    unsigned* counters_ = nullptr;
+};
+
+namespace detail {
+
+inline constexpr int kAttentionWarps = 4, kAttentionStages = 8;
+
+struct AttentionArguments {
+    CodecView keys, values;
+    const float* q;
+    const std::uint8_t* key_cache;
+    const std::uint8_t* value_cache;
+    CacheShape shape;
+    float scale_log2;  // softmax scale · log2(e): the kernel works in base 2
+    int splits, split_tokens;
+    float* out;
+    float* partial_values;  // [batch][q_heads][splits][dim]
+    float* partial_max_sum; // [batch][q_heads][splits][2]
+    unsigned* counters;
+};
+
+template <class Fragments, int D, int Warps, int Stages>
+__global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArguments p) {
+    extern __shared__ __align__(16) unsigned char shared[];
+    auto& tables = *reinterpret_cast<typename Fragments::Tables*>(shared);
+    auto* rotated = reinterpret_cast<float(*)[D]>(shared + round_up_16(sizeof(typename Fragments::Tables)));
+    float* query_scale = reinterpret_cast<float*>(rotated + 16);
+    std::uint8_t* staging = reinterpret_cast<std::uint8_t*>(query_scale + 16);
+    __shared__ float merged_max[16], merged_sum[16];
+    __shared__ bool last_block;
+
+    const CacheShape& shape = p.shape;
+    const int group = shape.q_heads / shape.kv_heads, chunks = (group + 15) / 16;
+    const int kv_head = static_cast<int>(blockIdx.y) / chunks, chunk = static_cast<int>(blockIdx.y) % chunks;
+    const int first_head = kv_head * group + chunk * 16, rows = min(16, group - chunk * 16);
+    const int b = static_cast<int>(blockIdx.z), split = static_cast<int>(blockIdx.x), length = shape.lengths[b];
+    const int start = split * p.split_tokens, end = min(start + p.split_tokens, length);
+    const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
+    const int g = lane / 4, t = lane % 4;
+
+    Fragments::load(tables, p.keys, static_cast<int>(threadIdx.x), 32 * Warps);
+    prepare_queries<D, Warps>(rotated, query_scale,
+                              p.q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows, p.keys.signs,
+                              p.scale_log2);
+    __syncthreads();
+    std::uint32_t a[D / 16][4];
+    query_fragments<Fragments, D>(rotated, g, t, a);
+    const float scale_lo = query_scale[g], scale_hi = query_scale[g + 8];
+
+    // Online softmax state of rows g and g + 8; acc[c] holds columns (2t, 2t+1) of n-block c.
+    float max_lo = -INFINITY, max_hi = -INFINITY, sum_lo = 0.0f, sum_hi = 0.0f;
+    float acc[D / 8][4];
+#pragma unroll
+    for (int c = 0; c < D / 8; ++c) acc[c][0] = acc[c][1] = acc[c][2] = acc[c][3] = 0.0f;
+
+    const int kb = p.keys.record_bytes, vb = p.values.record_bytes;
+    const int key_tile = tile_bytes(kb), value_tile = tile_bytes(vb), stage_bytes = key_tile + value_tile;
+    const int tiles = end > start ? (end - start + kTileTokens - 1) / kTileTokens : 0;
+    const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;
+    const long long head_offset = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity;
+    const std::uint8_t* key_records = p.key_cache + head_offset * kb;
+    const std::uint8_t* value_records = p.value_cache + head_offset * vb;
+    std::uint8_t* mine = staging + warp * Stages * stage_bytes;
+
+    warp_pipeline<Stages>(
+        my_tiles,
+        [&](int i, int stage) {
+            const long long first = start + (warp + i * Warps) * kTileTokens;
+            stage_tile(mine + stage * stage_bytes, key_records + first * kb, kb, lane);
+            stage_tile(mine + stage * stage_bytes + key_tile, value_records + first * vb, vb, lane);
+        },
+        [&](int i, int stage) {
+            const int first = start + (warp + i * Warps) * kTileTokens;
+            const auto* key_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes);
+            const auto* value_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes + key_tile);
+            // Scores of tokens (2t, 2t+1) and (8+2t, 9+2t) for rows g and g+8, base-2 logits.
+            float s[2][4];
+            float value_norm[2][2];
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                std::uint32_t bk[D / 16][2];
+                Fragments::key_fragments(tables, key_words, (h * 8 + g) * kb * 8, t, bk);
+                s[h][0] = s[h][1] = s[h][2] = s[h][3] = 0.0f;
+#pragma unroll
+                for (int j = 0; j < D / 16; ++j) mma_16816(s[h], a[j], bk[j][0], bk[j][1]);
+#pragma unroll
+                for (int k = 0; k < 2; ++k) {
+                    const int token = h * 8 + 2 * t + k;
+                    const bool valid = first + token < end;
+                    const float key_norm = norm_at(key_words, token * kb, p.keys.code_bytes, p.keys.norm_fp16);
+                    value_norm[h][k] = valid ? norm_at(value_words, token * vb, p.values.code_bytes, p.values.norm_fp16) : 0.0f;
+                    s[h][k] = valid ? s[h][k] * scale_lo * key_norm : -INFINITY;
+                    s[h][2 + k] = valid ? s[h][2 + k] * scale_hi * key_norm : -INFINITY;
+                }
+            }
+            float tile_lo = fmaxf(fmaxf(s[0][0], s[0][1]), fmaxf(s[1][0], s[1][1]));
+            float tile_hi = fmaxf(fmaxf(s[0][2], s[0][3]), fmaxf(s[1][2], s[1][3]));
+            tile_lo = fmaxf(tile_lo, __shfl_xor_sync(kFullMask, tile_lo, 1));
+            tile_lo = fmaxf(tile_lo, __shfl_xor_sync(kFullMask, tile_lo, 2));
+            tile_hi = fmaxf(tile_hi, __shfl_xor_sync(kFullMask, tile_hi, 1));
+            tile_hi = fmaxf(tile_hi, __shfl_xor_sync(kFullMask, tile_hi, 2));
+            const float new_lo = fmaxf(max_lo, tile_lo), new_hi = fmaxf(max_hi, tile_hi);
+            // A row that has seen only masked tokens keeps max −∞: its weights are 0, not NaN.
+            const float keep_lo = new_lo == -INFINITY ? 1.0f : exp2f(max_lo - new_lo);
+            const float keep_hi = new_hi == -INFINITY ? 1.0f : exp2f(max_hi - new_hi);
+            max_lo = new_lo;
+            max_hi = new_hi;
+            float w[2][4];
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int k = 0; k < 2; ++k) {
+                    w[h][k] = new_lo == -INFINITY ? 0.0f : exp2f(s[h][k] - new_lo);
+                    w[h][2 + k] = new_hi == -INFINITY ? 0.0f : exp2f(s[h][2 + k] - new_hi);
+                }
+            sum_lo = sum_lo * keep_lo + (w[0][0] + w[0][1]) + (w[1][0] + w[1][1]);
+            sum_hi = sum_hi * keep_hi + (w[0][2] + w[0][3]) + (w[1][2] + w[1][3]);
+#pragma unroll
+            for (int c = 0; c < D / 8; ++c) {
+                acc[c][0] *= keep_lo;
+                acc[c][1] *= keep_lo;
+                acc[c][2] *= keep_hi;
+                acc[c][3] *= keep_hi;
+            }
+            // P·V: A = weights · |v| (rows g, g+8; tokens 2t, 2t+1 | 8+2t, 9+2t), B = decoded values.
+            std::uint32_t pw[4];
+            pw[0] = pack_halves(__float2half_rn(w[0][0] * value_norm[0][0]), __float2half_rn(w[0][1] * value_norm[0][1]));
+            pw[1] = pack_halves(__float2half_rn(w[0][2] * value_norm[0][0]), __float2half_rn(w[0][3] * value_norm[0][1]));
+            pw[2] = pack_halves(__float2half_rn(w[1][0] * value_norm[1][0]), __float2half_rn(w[1][1] * value_norm[1][1]));
+            pw[3] = pack_halves(__float2half_rn(w[1][2] * value_norm[1][0]), __float2half_rn(w[1][3] * value_norm[1][1]));
+            __half v0[D / 8], v1[D / 8];
+            std::uint32_t bv[D / 8][2];
+            Fragments::value_halves(tables, value_words, (2 * t) * vb * 8, g, v0);
+            Fragments::value_halves(tables, value_words, (2 * t + 1) * vb * 8, g, v1);
+#pragma unroll
+            for (int c = 0; c < D / 8; ++c) bv[c][0] = pack_halves(v0[c], v1[c]);
+            Fragments::value_halves(tables, value_words, (2 * t + 8) * vb * 8, g, v0);
+            Fragments::value_halves(tables, value_words, (2 * t + 9) * vb * 8, g, v1);
+#pragma unroll
+            for (int c = 0; c < D / 8; ++c) bv[c][1] = pack_halves(v0[c], v1[c]);
+#pragma unroll
+            for (int c = 0; c < D / 8; ++c) mma_16816(acc[c], pw, bv[c][0], bv[c][1]);
+        });
+
+    // Row sums over the four lanes of a row; then the warps merge, one after another, into shared
+    // memory (the query buffer is free now), values in true coordinate order.
+    sum_lo += __shfl_xor_sync(kFullMask, sum_lo, 1);
+    sum_lo += __shfl_xor_sync(kFullMask, sum_lo, 2);
+    sum_hi += __shfl_xor_sync(kFullMask, sum_hi, 1);
+    sum_hi += __shfl_xor_sync(kFullMask, sum_hi, 2);
+    float(*merged)[D] = rotated;
+    for (int w = 0; w < Warps; ++w) {
+        __syncthreads();
+        if (warp != w) continue;
+        float new_max[2] = {-INFINITY, -INFINITY}, new_sum[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int half_rows = 0; half_rows < 2; ++half_rows) {
+            const int row = g + 8 * half_rows;
+            if (row >= rows) continue;
+            const float my_max = half_rows ? max_hi : max_lo, my_sum = half_rows ? sum_hi : sum_lo;
+            float old_weight = 0.0f, my_weight = 1.0f, total_max = my_max;
+            if (w > 0) {
+                total_max = fmaxf(merged_max[row], my_max);
+                old_weight = total_max == -INFINITY ? 0.0f : exp2f(merged_max[row] - total_max);
+                my_weight = total_max == -INFINITY ? 0.0f : exp2f(my_max - total_max);
+            }
+#pragma unroll
+            for (int c = 0; c < D / 8; ++c)
+#pragma unroll
+                for (int k = 0; k < 2; ++k) {
+                    const int coordinate = Fragments::value_coordinate(2 * t + k, c);
+                    const float mine_value = acc[c][2 * half_rows + k] * my_weight;
+                    merged[row][coordinate] = w > 0 ? merged[row][coordinate] * old_weight + mine_value : mine_value;
+                }
+            new_max[half_rows] = total_max;
+            new_sum[half_rows] = w > 0 ? merged_sum[row] * old_weight + my_sum * my_weight : my_sum;
+        }
+        __syncwarp();  // every lane of a row has read the old max and sum
+        if (t == 0)
+#pragma unroll
+            for (int half_rows = 0; half_rows < 2; ++half_rows)
+                if (g + 8 * half_rows < rows) {
+                    merged_max[g + 8 * half_rows] = new_max[half_rows];
+                    merged_sum[g + 8 * half_rows] = new_sum[half_rows];
+                }
+    }
+    __syncthreads();
+
+    // This split's partial result, then the last block of the (sequence, KV head, chunk) merges all.
+    const long long slot0 = (static_cast<long long>(b) * shape.q_heads + first_head) * p.splits;
+    for (int i = static_cast<int>(threadIdx.x); i < rows * D; i += 32 * Warps) {
+        const int row = i / D, coordinate = i % D;
+        p.partial_values[((slot0 + static_cast<long long>(row) * p.splits) + split) * D + coordinate] = merged[row][coordinate];
+    }
+    if (threadIdx.x < static_cast<unsigned>(rows)) {
+        const long long slot = slot0 + static_cast<long long>(threadIdx.x) * p.splits + split;
+        p.partial_max_sum[2 * slot] = merged_max[threadIdx.x];
+        p.partial_max_sum[2 * slot + 1] = merged_sum[threadIdx.x];
+    }
+    __threadfence();
+    __syncthreads();
+    unsigned* counter = p.counters + (static_cast<long long>(b) * shape.kv_heads + kv_head) * chunks + chunk;
+    if (threadIdx.x == 0) last_block = atomicAdd(counter, 1u) == static_cast<unsigned>(p.splits - 1);
+    __syncthreads();
+    if (!last_block) return;
+    __threadfence();
+
+    constexpr int E = D / 32;
+    for (int row = warp; row < rows; row += Warps) {
+        const long long slot = slot0 + static_cast<long long>(row) * p.splits;
+        float total_max = -INFINITY;
+        for (int s = 0; s < p.splits; ++s) total_max = fmaxf(total_max, __ldcg(p.partial_max_sum + 2 * (slot + s)));
+        float total_sum = 0.0f, v[E];
+#pragma unroll
+        for (int j = 0; j < E; ++j) v[j] = 0.0f;
+        if (total_max != -INFINITY)
+            for (int s = 0; s < p.splits; ++s) {
+                const float weight = exp2f(__ldcg(p.partial_max_sum + 2 * (slot + s)) - total_max);
+                total_sum += weight * __ldcg(p.partial_max_sum + 2 * (slot + s) + 1);
+#pragma unroll
+                for (int j = 0; j < E; ++j) v[j] += weight * __ldcg(p.partial_values + (slot + s) * D + lane * E + j);
+            }
+        const float inverse = total_sum > 0.0f ? 1.0f / total_sum : 0.0f;
+#pragma unroll
+        for (int j = 0; j < E; ++j) v[j] *= inverse;
+        warp_inverse_rotate(v, p.values.signs);
+        float* out = p.out + (static_cast<long long>(b) * shape.q_heads + first_head + row) * D;
+#pragma unroll
+        for (int j = 0; j < E; ++j) out[lane * E + j] = v[j];
+    }
+    if (threadIdx.x == 0) *counter = 0;  // ready for the next call
+}
+
+}  // namespace detail
+
+/// out[b, i] = Σ_t softmax_t(scale · q[b, i]·k̂_t) v̂_t over the first lengths[b] tokens of KV head
+/// i / G of sequence b (zero when lengths[b] = 0). q, out: [batch][q_heads][dim] floats on the device.
+/// Keys and values must use the same kind of codec (scheme, dim, bits; seeds and norm formats may
+/// differ). Asynchronous on `stream`; throws octopus::error for shapes or codecs the kernels do not
+/// take, before launching anything. A damaged norm (NaN) shows as NaN in the rows that read it.
+inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values, const float* q,
+                             const std::uint8_t* key_cache, const std::uint8_t* value_cache, const CacheShape& shape,
+                             float scale, float* out, AttentionWorkspace& workspace, cudaStream_t stream = nullptr) {
+    using octopus::detail::require;
+    detail::check_cache(keys, key_cache, shape, "decode_attention");
+    detail::check_cache(values, value_cache, shape, "decode_attention");
+    require(q != nullptr && out != nullptr, "octopus::cuda::decode_attention: null query or output pointer");
+    const CodecView& k = keys.view();
+    const CodecView& v = values.view();
+    require(k.scheme == v.scheme && k.dim == v.dim && k.bits == v.bits,
+            "octopus::cuda::decode_attention: keys and values must use the same codec kind, dim and bits");
+    require(std::isfinite(scale), "octopus::cuda::decode_attention: scale is not finite");
+    require(workspace.batch() >= shape.batch && workspace.q_heads() == shape.q_heads &&
+                workspace.kv_heads() == shape.kv_heads && workspace.dim() == k.dim,
+            "octopus::cuda::decode_attention: the workspace was made for other shapes");
+    const bool found = detail::with_fragments(k, [&]<class Fragments>() {
+        constexpr int D = Fragments::kKeySlots * 4;
+        constexpr int W = detail::kAttentionWarps, S = detail::kAttentionStages;
+        auto kernel = detail::attention_kernel<Fragments, D, W, S>;
+        const int smem = detail::fused_prefix_bytes<Fragments, D>() +
+                         W * S * (detail::tile_bytes(k.record_bytes) + detail::tile_bytes(v.record_bytes));
+        OCTOPUS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        int per_multiprocessor = 0;
+        OCTOPUS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, 32 * W, smem));
+        // One wave of blocks over all (sequence, KV head, chunk, split), splits of whole tiles and at
+        // least one tile per warp.
+        const int group = shape.q_heads / shape.kv_heads;
+        const long long heads = static_cast<long long>(shape.batch) * shape.kv_heads * ((group + 15) / 16);
+        const long long wave = static_cast<long long>(std::max(1, per_multiprocessor)) * detail::multiprocessors();
+        const int min_tokens = W * detail::kTileTokens;
+        const int most = std::max(1, (shape.max_length + min_tokens - 1) / min_tokens);
+        int splits = static_cast<int>(std::clamp<long long>((wave + heads - 1) / heads, 1, std::min(most, workspace.max_splits())));
+        const int per_split = (shape.max_length + splits - 1) / splits;
+        const int split_tokens = std::max(detail::kTileTokens, (per_split + detail::kTileTokens - 1) / detail::kTileTokens * detail::kTileTokens);
+        splits = std::max(1, (shape.max_length + split_tokens - 1) / split_tokens);
+        detail::AttentionArguments args{k, v, q, key_cache, value_cache, shape, scale * 1.4426950408889634f, splits,
+                                        split_tokens, out, workspace.values(), workspace.max_sum(), workspace.counters_data()};
+        const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(shape.kv_heads * ((group + 15) / 16)),
+                        static_cast<unsigned>(shape.batch));
+        kernel<<<grid, 32 * W, smem, stream>>>(args);
+        OCTOPUS_CUDA_CHECK(cudaGetLastError());
+    });
+    require(found, "octopus::cuda::decode_attention: no GPU kernel for this codec (dims 64, 128, 256; TurboQuant at "
+                   "2, 3, 4 bits; OCTOPUS at 2 to 4 bits in thirds)");
+}
+
+}  // namespace octopus::cuda

@@ -1,0 +1,180 @@
+// A CPU codec's tables on the GPU: the same rotation signs, codebooks and search tables the CPU
+// encoder reads (never rebuilt here), copied once into one device allocation.
+//
+// The fused kernels read reconstruction values as fp16: OCTOPUS points as (x, y | z, 0) half
+// quadruples, TurboQuant levels as single halves and as pairs indexed by two adjacent codes. The
+// tensor cores take fp16 operands, so this is where the values are rounded; the error it adds to a
+// score is ~2^-12 of |q|·|k| (the tests bound it).
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "octopus/codecs/octopus.hpp"
+#include "octopus/codecs/turboquant.hpp"
+#include "octopus/cuda/error.cuh"
+
+namespace octopus::cuda {
+
+/// Which codec family a DeviceCodec holds.
+enum class Scheme : int { turboquant = 0, octopus = 1 };
+
+/// What kernels read: plain device pointers into a DeviceCodec, passed by value.
+struct CodecView {
+    Scheme scheme = Scheme::turboquant;
+    int dim = 0;
+    int bits = 0;           // bits per code: b for TurboQuant, B = 3b per triplet for OCTOPUS
+    int leftover_bits = 0;  // OCTOPUS: bits of each of the d mod 3 leftover codes
+    int triplets = 0;       // OCTOPUS: ⌊d/3⌋
+    int code_bytes = 0;     // codes and padding before the norm
+    int record_bytes = 0;   // code_bytes + the norm
+    bool norm_fp16 = false;
+    const float* signs = nullptr;              // 3·dim: the rotation's rounds, round 0 scaled
+    const float* scalar_thresholds = nullptr;  // TurboQuant's codebook, or OCTOPUS's leftover codebook
+    int scalar_threshold_count = 0;
+    const __half* scalar_levels = nullptr;
+    const __half2* level_pairs = nullptr;  // TurboQuant: entry c = (level[c mod 2^b], level[c / 2^b])
+    // OCTOPUS's encoder tables (TripletTables' padded searches) and decoder points.
+    const float* ring_table = nullptr;
+    const float* row_table = nullptr;
+    const float* column_table = nullptr;
+    const std::uint32_t* row_base = nullptr;
+    int ring_steps = 0, row_steps = 0, column_steps = 0, rows_per_ring = 0;
+    const uint2* points = nullptr;  // 2^B entries of halves (x, y | z, 0)
+};
+
+/// Owns the device copy of one codec's tables. Build it once per codec (a few kilobytes to 40 KB),
+/// keep it for the life of the cache; move-only.
+class DeviceCodec {
+public:
+    /// Copies a TurboQuant codec's rotation and codebook to the current device.
+    explicit DeviceCodec(const TurboQuant& codec) : spec_seed_(codec.rotation().seed()) {
+        view_.scheme = Scheme::turboquant;
+        view_.dim = static_cast<int>(codec.dim());
+        view_.bits = static_cast<int>(codec.bits());
+        set_sizes(codec.code_bytes(), codec.bytes_per_vector(), codec.norm_format());
+        Builder b;
+        const std::size_t signs = b.add(codec.rotation().signs());
+        const std::size_t thresholds = b.add(codec.thresholds());
+        const std::size_t levels = b.add(halves(codec.levels()));
+        std::vector<__half2> pairs;
+        const std::size_t n = codec.levels().size();
+        for (std::size_t c = 0; c < n * n; ++c)
+            pairs.push_back(__halves2half2(__float2half_rn(codec.levels()[c % n]), __float2half_rn(codec.levels()[c / n])));
+        const std::size_t level_pairs = b.add(pairs);
+        upload(b);
+        view_.signs = at<float>(signs);
+        view_.scalar_thresholds = at<float>(thresholds);
+        view_.scalar_threshold_count = static_cast<int>(codec.thresholds().size());
+        view_.scalar_levels = at<__half>(levels);
+        view_.level_pairs = at<__half2>(level_pairs);
+    }
+
+    /// Copies an OCTOPUS codec's rotation, triplet search tables, points and leftover codebook.
+    template <class Design>
+    explicit DeviceCodec(const TripletCodec<Design>& codec) : spec_seed_(codec.rotation().seed()) {
+        const octopus::detail::TripletTables& t = codec.tables();
+        view_.scheme = Scheme::octopus;
+        view_.dim = static_cast<int>(codec.dim());
+        view_.bits = static_cast<int>(codec.bits_per_triplet());
+        view_.leftover_bits = static_cast<int>(codec.leftover_bits());
+        view_.triplets = view_.dim / 3;
+        set_sizes(codec.code_bytes(), codec.bytes_per_vector(), codec.norm_format());
+        view_.ring_steps = static_cast<int>(t.ring_steps);
+        view_.row_steps = static_cast<int>(t.row_steps);
+        view_.column_steps = static_cast<int>(t.column_steps);
+        view_.rows_per_ring = static_cast<int>(t.rows_per_ring);
+        Builder b;
+        const std::size_t signs = b.add(codec.rotation().signs());
+        const std::size_t thresholds = b.add(codec.leftover_thresholds());
+        const std::size_t levels = b.add(halves(codec.leftover_levels()));
+        const std::size_t rings = b.add(t.ring_table), rows = b.add(t.row_table), columns = b.add(t.column_table);
+        const std::size_t base = b.add(t.row_base);
+        std::vector<uint2> points;
+        for (const auto& p : t.points) {
+            const __half2 xy = __floats2half2_rn(p[0], p[1]);
+            const __half2 z0 = __halves2half2(__float2half_rn(p[2]), __float2half_rn(0.0f));
+            uint2 packed;
+            std::memcpy(&packed.x, &xy, 4);
+            std::memcpy(&packed.y, &z0, 4);
+            points.push_back(packed);
+        }
+        const std::size_t point_table = b.add(points);
+        upload(b);
+        view_.signs = at<float>(signs);
+        view_.scalar_thresholds = at<float>(thresholds);
+        view_.scalar_threshold_count = static_cast<int>(codec.leftover_thresholds().size());
+        view_.scalar_levels = at<__half>(levels);
+        view_.ring_table = at<float>(rings);
+        view_.row_table = at<float>(rows);
+        view_.column_table = at<float>(columns);
+        view_.row_base = at<std::uint32_t>(base);
+        view_.points = at<uint2>(point_table);
+    }
+
+    DeviceCodec(DeviceCodec&& other) noexcept
+        : view_(other.view_), memory_(std::exchange(other.memory_, nullptr)), spec_seed_(other.spec_seed_) {}
+    DeviceCodec& operator=(DeviceCodec&& other) noexcept {
+        std::swap(view_, other.view_);
+        std::swap(memory_, other.memory_);
+        std::swap(spec_seed_, other.spec_seed_);
+        return *this;
+    }
+    DeviceCodec(const DeviceCodec&) = delete;
+    DeviceCodec& operator=(const DeviceCodec&) = delete;
+    ~DeviceCodec() {
+        if (memory_ != nullptr) cudaFree(memory_);
+    }
+
+    const CodecView& view() const { return view_; }
+    int dim() const { return view_.dim; }
+    int record_bytes() const { return view_.record_bytes; }
+    std::uint64_t seed() const { return spec_seed_; }
+
+private:
+    // Sections of one host buffer, each 16-byte aligned, copied in one cudaMemcpy.
+    struct Builder {
+        std::vector<unsigned char> bytes;
+        template <class T>
+        std::size_t add(const std::vector<T>& values) {
+            const std::size_t offset = (bytes.size() + 15) / 16 * 16;
+            bytes.resize(offset + values.size() * sizeof(T));
+            if (!values.empty()) std::memcpy(bytes.data() + offset, values.data(), values.size() * sizeof(T));
+            return offset;
+        }
+    };
+
+    static std::vector<__half> halves(const std::vector<float>& values) {
+        std::vector<__half> out;
+        for (float v : values) out.push_back(__float2half_rn(v));
+        return out;
+    }
+
+    void set_sizes(std::size_t code_bytes, std::size_t record_bytes, NormFormat norm) {
+        view_.code_bytes = static_cast<int>(code_bytes);
+        view_.record_bytes = static_cast<int>(record_bytes);
+        view_.norm_fp16 = norm == NormFormat::fp16;
+    }
+
+    void upload(const Builder& b) {
+        OCTOPUS_CUDA_CHECK(cudaMalloc(&memory_, b.bytes.size()));
+        OCTOPUS_CUDA_CHECK(cudaMemcpy(memory_, b.bytes.data(), b.bytes.size(), cudaMemcpyHostToDevice));
+    }
+
+    template <class T>
+    const T* at(std::size_t offset) const {
+        return reinterpret_cast<const T*>(static_cast<const unsigned char*>(memory_) + offset);
+    }
+
+    CodecView view_;
+    void* memory_ = nullptr;
+    std::uint64_t spec_seed_ = 0;
+};
+
+}  // namespace octopus::cuda

@@ -1,0 +1,201 @@
+// Batched encode on the GPU: rotation, quantization and packing of new keys or values for many heads,
+// byte for byte what the CPU encoder writes for the same codec.
+//
+// One warp per vector. Every decision reproduces the CPU's arithmetic exactly: the norm in double over
+// eight interleaved partial sums combined in the CPU's tree, 1/|x| and x·(1/|x|) as single roundings,
+// the rotation of warp_rotation.cuh, TurboQuant's threshold counts, and OCTOPUS's specification
+// encoder (TripletTables::encode: padded searches by ring, row and column, the octahedral map with
+// IEEE division, the triplet norm with each product rounded).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "octopus/cuda/device_codec.cuh"
+#include "octopus/cuda/error.cuh"
+#include "octopus/cuda/warp_rotation.cuh"
+
+namespace octopus::cuda {
+
+/// Where encode writes: record of vector (b, h) at ((b·heads + h)·capacity + position[b])·record_bytes
+/// bytes from `cache`. A plain contiguous batch is heads = n, batch = 1, capacity = 1, no positions.
+struct CacheTarget {
+    std::uint8_t* cache = nullptr;
+    int batch = 1;
+    int heads = 1;
+    int capacity = 1;
+    const int* positions = nullptr;  // device, one per batch entry; null means position 0
+};
+
+namespace detail {
+
+inline constexpr int kEncodeWarps = 4;
+
+__device__ inline float to_float(float x) { return x; }
+__device__ inline float to_float(__half x) { return __half2float(x); }
+__device__ inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+/// How many of table[0 .. 2^steps − 1) (sorted, +∞ padded) are ≤ x: padded_search, step for step.
+__device__ inline std::uint32_t padded_search(const float* table, int steps, float x) {
+    std::uint32_t count = 0;
+    for (int s = steps - 1; s >= 0; --s) {
+        const std::uint32_t step = 1u << s;
+        if (__ldg(table + count + step - 1) <= x) count += step;
+    }
+    return count;
+}
+
+__device__ inline std::uint32_t scalar_code(const CodecView& c, float y) {
+    std::uint32_t code = 0;
+    for (int k = 0; k < c.scalar_threshold_count; ++k) code += y >= __ldg(c.scalar_thresholds + k) ? 1u : 0u;
+    return code;
+}
+
+/// TripletTables::encode on the GPU.
+__device__ inline std::uint32_t triplet_code(const CodecView& c, float x, float y, float z) {
+    const float r = __fsqrt_rn(__fadd_rn(__fadd_rn(__fmul_rn(x, x), __fmul_rn(y, y)), __fmul_rn(z, z)));
+    const std::uint32_t ring = padded_search(c.ring_table, c.ring_steps, r);
+    float u = 0.0f, v = 0.0f;
+    const float l1 = __fadd_rn(__fadd_rn(fabsf(x), fabsf(y)), fabsf(z));
+    if (l1 > 0.0f) {
+        const float px = __fdiv_rn(x, l1), py = __fdiv_rn(y, l1);
+        if (z >= 0.0f) {
+            u = px;
+            v = py;
+        } else {
+            u = __fmul_rn(__fsub_rn(1.0f, fabsf(py)), px < 0.0f ? -1.0f : 1.0f);
+            v = __fmul_rn(__fsub_rn(1.0f, fabsf(px)), py < 0.0f ? -1.0f : 1.0f);
+        }
+    }
+    const int row_size = (1 << c.row_steps) - 1, column_size = (1 << c.column_steps) - 1;
+    const std::uint32_t row = padded_search(c.row_table + ring * row_size, c.row_steps, u);
+    const std::uint32_t slot = ring * static_cast<std::uint32_t>(c.rows_per_ring) + row;
+    return __ldg(c.row_base + slot) + padded_search(c.column_table + slot * column_size, c.column_steps, v);
+}
+
+template <int D, class T>
+__global__ void __launch_bounds__(32 * kEncodeWarps) encode_kernel(CodecView c, const T* x, CacheTarget target,
+                                                                  unsigned* rejected) {
+    constexpr int E = D / 32;
+    __shared__ float rotated[kEncodeWarps][D];
+    __shared__ std::uint32_t words[kEncodeWarps][D / 2 + 2];  // ≥ the largest record, as 32-bit words
+    const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
+    const int vector = static_cast<int>(blockIdx.x) * kEncodeWarps + warp;
+    if (vector >= target.batch * target.heads) return;
+    const int batch = vector / target.heads;
+
+    float v[E];
+    bool finite = true;
+#pragma unroll
+    for (int j = 0; j < E; ++j) {
+        v[j] = to_float(x[static_cast<long long>(vector) * D + lane * E + j]);
+        finite = finite && isfinite(v[j]);
+        rotated[warp][lane * E + j] = v[j];
+    }
+    if (!__all_sync(kFullMask, finite)) {
+        if (lane == 0 && rejected != nullptr) atomicAdd(rejected, 1u);
+        return;
+    }
+    __syncwarp();
+    // vector_norm: partial k sums x_i² over i ≡ k (mod 8) in order; then ((0+1)+(2+3))+((4+5)+(6+7)).
+    double partial = 0.0;
+    if (lane < 8)
+        for (int i = lane; i < D; i += 8) {
+            const double xi = rotated[warp][i];
+            partial = __dadd_rn(partial, __dmul_rn(xi, xi));
+        }
+    partial = __dadd_rn(partial, __shfl_xor_sync(kFullMask, partial, 1));
+    partial = __dadd_rn(partial, __shfl_xor_sync(kFullMask, partial, 2));
+    partial = __dadd_rn(partial, __shfl_xor_sync(kFullMask, partial, 4));
+    const float norm = __double2float_rn(__dsqrt_rn(__shfl_sync(kFullMask, partial, 0)));
+    if (c.norm_fp16 && !(norm <= 65504.0f)) {  // check_norm_fits: refuse, never clamp
+        if (lane == 0 && rejected != nullptr) atomicAdd(rejected, 1u);
+        return;
+    }
+    const float inverse = norm > 0.0f ? __fdiv_rn(1.0f, norm) : 0.0f;
+#pragma unroll
+    for (int j = 0; j < E; ++j) v[j] = __fmul_rn(v[j], inverse);
+    warp_rotate(v, c.signs);
+    __syncwarp();
+#pragma unroll
+    for (int j = 0; j < E; ++j) rotated[warp][lane * E + j] = v[j];
+    for (int i = lane; i < D / 2 + 2; i += 32) words[warp][i] = 0;
+    __syncwarp();
+
+    const auto put = [&](std::uint32_t code, int position) {
+        atomicOr(&words[warp][position >> 5], code << (position & 31));
+        if ((position & 31) != 0) atomicOr(&words[warp][(position >> 5) + 1], code >> (32 - (position & 31)));
+    };
+    const float* y = rotated[warp];
+    if (c.scheme == Scheme::turboquant) {
+        for (int i = lane; i < D; i += 32) put(scalar_code(c, y[i]), i * c.bits);
+    } else {
+        for (int m = lane; m < c.triplets; m += 32) put(triplet_code(c, y[3 * m], y[3 * m + 1], y[3 * m + 2]), m * c.bits);
+        for (int j = 3 * c.triplets + lane; j < D; j += 32)
+            put(scalar_code(c, y[j]), c.triplets * c.bits + (j - 3 * c.triplets) * c.leftover_bits);
+    }
+    __syncwarp();
+
+    const int position = target.positions != nullptr ? target.positions[batch] : 0;
+    std::uint8_t* out = target.cache + (static_cast<long long>(vector) * target.capacity + position) * c.record_bytes;
+    const auto* code_bytes = reinterpret_cast<const std::uint8_t*>(words[warp]);
+    std::uint32_t norm_bits = __float_as_uint(norm);
+    if (c.norm_fp16) norm_bits = __half_as_ushort(__float2half_rn(norm));
+    for (int k = lane; k < c.record_bytes; k += 32)
+        out[k] = k < c.code_bytes ? code_bytes[k] : static_cast<std::uint8_t>(norm_bits >> (8 * (k - c.code_bytes)));
+}
+
+template <class T>
+void launch_encode(const CodecView& c, const T* x, const CacheTarget& target, unsigned* rejected, cudaStream_t stream) {
+    const int vectors = target.batch * target.heads;
+    const dim3 grid(static_cast<unsigned>((vectors + kEncodeWarps - 1) / kEncodeWarps)), block(32 * kEncodeWarps);
+    switch (c.dim) {
+        case 64: encode_kernel<64, T><<<grid, block, 0, stream>>>(c, x, target, rejected); break;
+        case 128: encode_kernel<128, T><<<grid, block, 0, stream>>>(c, x, target, rejected); break;
+        case 256: encode_kernel<256, T><<<grid, block, 0, stream>>>(c, x, target, rejected); break;
+        default: break;
+    }
+    OCTOPUS_CUDA_CHECK(cudaGetLastError());
+}
+
+inline void check_encode_arguments(const DeviceCodec& codec, const void* x, const CacheTarget& target) {
+    using octopus::detail::require;
+    require(codec.dim() == 64 || codec.dim() == 128 || codec.dim() == 256,
+            "octopus::cuda::encode: head dim " + std::to_string(codec.dim()) + " is not one of the GPU's 64, 128, 256");
+    require(x != nullptr && target.cache != nullptr, "octopus::cuda::encode: null input or cache pointer");
+    require(target.batch >= 1 && target.heads >= 1 && target.capacity >= 1,
+            "octopus::cuda::encode: batch, heads and capacity must be ≥ 1 (got " + std::to_string(target.batch) + ", " +
+                std::to_string(target.heads) + ", " + std::to_string(target.capacity) + ")");
+    require(static_cast<long long>(target.batch) * target.heads < (1LL << 31) / 32,
+            "octopus::cuda::encode: too many vectors in one call");
+}
+
+}  // namespace detail
+
+/// Encodes vectors (row-major, dim floats / halves / bfloat16s each, on the device) into `target`,
+/// asynchronously on `stream`. A vector holding NaN or Inf, or whose norm an fp16 norm cannot hold,
+/// is not written (its slot keeps its old bytes) and is counted into *rejected (device memory, may
+/// be null): the kernel cannot throw, so the caller reads the count when it next synchronizes.
+/// Positions must lie in [0, capacity): they are the caller's bookkeeping and are not checked on
+/// the device. Throws octopus::error for bad shapes before launching anything.
+template <class T>
+void encode(const DeviceCodec& codec, const T* x, const CacheTarget& target, unsigned* rejected = nullptr,
+            cudaStream_t stream = nullptr) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>,
+                  "octopus::cuda::encode takes float, __half or __nv_bfloat16 vectors");
+    detail::check_encode_arguments(codec, x, target);
+    detail::launch_encode(codec.view(), x, target, rejected, stream);
+}
+
+/// Encodes n contiguous vectors into n contiguous records (n·record_bytes bytes at `packed`).
+template <class T>
+void encode(const DeviceCodec& codec, const T* x, int n, std::uint8_t* packed, unsigned* rejected = nullptr,
+            cudaStream_t stream = nullptr) {
+    encode(codec, x, CacheTarget{packed, 1, n, 1, nullptr}, rejected, stream);
+}
+
+}  // namespace octopus::cuda

@@ -1,0 +1,143 @@
+// Fused scores: s[b, i, t] = q_{b,i} · k̂_{b, i/G, t}, read straight from packed codes and norms.
+//
+// Per block: one sequence, one KV head, up to 16 of its query heads (rows of the mma), one range of
+// tokens. The queries are rotated once per block into the codebooks' domain; keys are never decoded
+// to memory: each warp stages 16 records at a time into shared memory (cp.async) and turns codes into
+// tensor-core operands in registers (fragments.cuh). s = (q̂·k̃)·|q|·|k| with q̂ = Rq/|q| and k̃ the
+// codebook point, so the fp16 operands stay near unit scale whatever the magnitudes.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "octopus/cuda/cache_shape.cuh"
+#include "octopus/cuda/device_codec.cuh"
+#include "octopus/cuda/error.cuh"
+#include "octopus/cuda/fragments.cuh"
+
+namespace octopus::cuda {
+namespace detail {
+
+inline constexpr int kScoreWarps = 4, kScoreStages = 8, kScoreTilesPerWarp = 32;
+
+/// Multiprocessors of the current device (asked once per device).
+inline int multiprocessors() {
+    static int cached[64] = {};
+    int device = 0;
+    OCTOPUS_CUDA_CHECK(cudaGetDevice(&device));
+    if (device < 64 && cached[device] != 0) return cached[device];
+    int count = 0;
+    OCTOPUS_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+    if (device < 64) cached[device] = count;
+    return count;
+}
+
+__host__ __device__ inline int round_up_16(int bytes) { return (bytes + 15) / 16 * 16; }
+
+template <class Fragments, int D>
+__host__ __device__ inline int fused_prefix_bytes() {
+    return round_up_16(static_cast<int>(sizeof(typename Fragments::Tables))) + 16 * D * 4 + 16 * 4;
+}
+
+template <class Fragments, int D, int Warps, int Stages>
+__global__ void __launch_bounds__(32 * Warps)
+    scores_kernel(CodecView c, const float* q, const std::uint8_t* cache, CacheShape shape, int tokens_per_block,
+                  float* out) {
+    extern __shared__ __align__(16) unsigned char shared[];
+    auto& tables = *reinterpret_cast<typename Fragments::Tables*>(shared);
+    auto* rotated = reinterpret_cast<float(*)[D]>(shared + round_up_16(sizeof(typename Fragments::Tables)));
+    float* query_scale = reinterpret_cast<float*>(rotated + 16);
+    std::uint8_t* staging = reinterpret_cast<std::uint8_t*>(query_scale + 16);
+
+    const int group = shape.q_heads / shape.kv_heads, chunks = (group + 15) / 16;
+    const int kv_head = static_cast<int>(blockIdx.y) / chunks, chunk = static_cast<int>(blockIdx.y) % chunks;
+    const int first_head = kv_head * group + chunk * 16, rows = min(16, group - chunk * 16);
+    const int b = static_cast<int>(blockIdx.z), length = shape.lengths[b];
+    const int start = static_cast<int>(blockIdx.x) * tokens_per_block, end = min(start + tokens_per_block, length);
+    if (start >= end) return;
+
+    Fragments::load(tables, c, static_cast<int>(threadIdx.x), 32 * Warps);
+    prepare_queries<D, Warps>(rotated, query_scale, q + (static_cast<long long>(b) * shape.q_heads + first_head) * D,
+                              rows, c.signs, 1.0f);
+    __syncthreads();
+    const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
+    const int g = lane / 4, t = lane % 4;
+    std::uint32_t a[D / 16][4];
+    query_fragments<Fragments, D>(rotated, g, t, a);
+    const float scale_lo = query_scale[g], scale_hi = query_scale[g + 8];
+
+    const int rb = c.record_bytes, tile = tile_bytes(rb);
+    const int tiles = (end - start + kTileTokens - 1) / kTileTokens;
+    const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;
+    const std::uint8_t* records = cache + (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity * rb;
+    std::uint8_t* mine = staging + warp * Stages * tile;
+    float* out_lo = out + (static_cast<long long>(b) * shape.q_heads + first_head + g) * shape.max_length;
+    float* out_hi = out_lo + 8LL * shape.max_length;
+
+    warp_pipeline<Stages>(
+        my_tiles,
+        [&](int i, int stage) {
+            const int first = start + (warp + i * Warps) * kTileTokens;
+            stage_tile(mine + stage * tile, records + static_cast<long long>(first) * rb, rb, lane);
+        },
+        [&](int i, int stage) {
+            const int first = start + (warp + i * Warps) * kTileTokens;
+            const auto* words = reinterpret_cast<const std::uint32_t*>(mine + stage * tile);
+#pragma unroll
+            for (int half_tile = 0; half_tile < 2; ++half_tile) {
+                std::uint32_t bk[D / 16][2];
+                Fragments::key_fragments(tables, words, (half_tile * 8 + g) * rb * 8, t, bk);
+                float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+                for (int j = 0; j < D / 16; ++j) mma_16816(s, a[j], bk[j][0], bk[j][1]);
+#pragma unroll
+                for (int k = 0; k < 2; ++k) {
+                    const int token = half_tile * 8 + 2 * t + k;
+                    if (first + token >= end) continue;
+                    const float norm = norm_at(words, token * rb, c.code_bytes, c.norm_fp16);
+                    if (g < rows) out_lo[first + token] = s[k] * scale_lo * norm;
+                    if (g + 8 < rows) out_hi[first + token] = s[2 + k] * scale_hi * norm;
+                }
+            }
+        });
+}
+
+}  // namespace detail
+
+/// scores[b, i, t] = q[b, i] · (decoded key t of KV head i / G of sequence b), for t < lengths[b];
+/// entries t ≥ lengths[b] are left untouched. q: [batch][q_heads][dim] floats; scores:
+/// [batch][q_heads][max_length] floats; both on the device. Asynchronous on `stream`. Throws
+/// octopus::error for shapes or codecs the kernels do not take, before launching anything.
+inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* cache, const CacheShape& shape,
+                   float* out, cudaStream_t stream = nullptr) {
+    detail::check_cache(keys, cache, shape, "scores");
+    octopus::detail::require(q != nullptr && out != nullptr, "octopus::cuda::scores: null query or output pointer");
+    if (shape.max_length == 0) return;
+    const CodecView& c = keys.view();
+    const bool found = detail::with_fragments(c, [&]<class Fragments>() {
+        constexpr int D = Fragments::kKeySlots * 4;
+        constexpr int W = detail::kScoreWarps, S = detail::kScoreStages;
+        auto kernel = detail::scores_kernel<Fragments, D, W, S>;
+        const int smem = detail::fused_prefix_bytes<Fragments, D>() + W * S * detail::tile_bytes(c.record_bytes);
+        OCTOPUS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        // Enough blocks for about four per multiprocessor, each at least one tile per warp.
+        const int group = shape.q_heads / shape.kv_heads;
+        const long long rows_of_blocks = static_cast<long long>(shape.batch) * shape.kv_heads * ((group + 15) / 16);
+        const long long wanted = 4LL * detail::multiprocessors();
+        const long long per_block = (shape.max_length * rows_of_blocks + wanted - 1) / wanted;
+        const int tokens_per_block = static_cast<int>(std::clamp<long long>(
+            (per_block + W * detail::kTileTokens - 1) / (W * detail::kTileTokens) * (W * detail::kTileTokens),
+            W * detail::kTileTokens, W * detail::kScoreTilesPerWarp * detail::kTileTokens));
+        const dim3 grid(static_cast<unsigned>((shape.max_length + tokens_per_block - 1) / tokens_per_block),
+                        static_cast<unsigned>(shape.kv_heads * ((group + 15) / 16)), static_cast<unsigned>(shape.batch));
+        kernel<<<grid, 32 * W, smem, stream>>>(c, q, cache, shape, tokens_per_block, out);
+        OCTOPUS_CUDA_CHECK(cudaGetLastError());
+    });
+    octopus::detail::require(found, "octopus::cuda::scores: no GPU kernel for this codec (dims 64, 128, 256; TurboQuant "
+                                    "at 2, 3, 4 bits; OCTOPUS at 2 to 4 bits in thirds)");
+}
+
+}  // namespace octopus::cuda

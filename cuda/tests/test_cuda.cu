@@ -1,0 +1,383 @@
+// The CUDA kernels against the CPU library, which is their specification: GPU codes are the CPU's
+// bytes, fused scores match the CPU's dot, fused attention matches a double-precision reference on
+// the CPU-decoded keys and values. Without a GPU every test skips, saying so.
+#include <gtest/gtest.h>
+
+#include <octopus/cuda.cuh>
+#include <octopus/octopus.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using octopus::CodecSpec;
+using octopus::NormFormat;
+namespace oc = octopus::cuda;
+
+std::string gpu_absence() {
+    int count = 0;
+    const cudaError_t status = cudaGetDeviceCount(&count);
+    if (status != cudaSuccess) return std::string("cudaGetDeviceCount says ") + cudaGetErrorName(status);
+    if (count == 0) return "cudaGetDeviceCount found no device";
+    return "";
+}
+
+class Gpu : public ::testing::Test {
+protected:
+    void SetUp() override {
+        static const std::string absent = gpu_absence();
+        if (!absent.empty())
+            GTEST_SKIP() << "no CUDA device (" << absent
+                         << "): GPU tests run on a GPU machine; here the build only proves the kernels compile";
+    }
+};
+
+/// A device buffer of n T's.
+template <class T>
+struct DeviceArray {
+    T* data = nullptr;
+    std::size_t size = 0;
+    explicit DeviceArray(std::size_t n) : size(n) { OCTOPUS_CUDA_CHECK(cudaMalloc(&data, std::max<std::size_t>(n, 1) * sizeof(T))); }
+    DeviceArray(const std::vector<T>& host) : DeviceArray(host.size()) { upload(host); }
+    ~DeviceArray() { cudaFree(data); }
+    DeviceArray(const DeviceArray&) = delete;
+    void upload(const std::vector<T>& host) {
+        OCTOPUS_CUDA_CHECK(cudaMemcpy(data, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+    }
+    std::vector<T> download() const {
+        std::vector<T> host(size);
+        OCTOPUS_CUDA_CHECK(cudaMemcpy(host.data(), data, size * sizeof(T), cudaMemcpyDeviceToHost));
+        return host;
+    }
+};
+
+/// A CPU codec and its device copy.
+struct Pair {
+    octopus::Codec cpu;
+    std::unique_ptr<oc::DeviceCodec> gpu;
+    std::string label;
+};
+
+Pair make_pair(bool turboquant, std::size_t d, double bits, std::uint64_t seed, NormFormat norm = NormFormat::fp32) {
+    const CodecSpec spec{d, bits, seed, norm};
+    const std::string label = std::string(turboquant ? "turboquant" : "octopus") + " d=" + std::to_string(d) +
+                              " b=" + std::to_string(bits) + (norm == NormFormat::fp16 ? " fp16 norms" : "");
+    if (turboquant) {
+        octopus::TurboQuant codec(spec);
+        return {octopus::Codec(codec), std::make_unique<oc::DeviceCodec>(codec), label};
+    }
+    octopus::Octopus codec(spec);
+    return {octopus::Codec(codec), std::make_unique<oc::DeviceCodec>(codec), label};
+}
+
+struct Config {
+    bool turboquant;
+    double bits;
+};
+const std::vector<Config> kAllCodecs = {{true, 2}, {true, 3}, {true, 4}, {false, 2}, {false, 7.0 / 3}, {false, 8.0 / 3},
+                                        {false, 3}, {false, 10.0 / 3}, {false, 11.0 / 3}, {false, 4}};
+
+/// Keys as engines see them: Gaussian rows of varied scale, outlier channels, one-hot rows, a zero row,
+/// tiny and large rows.
+std::vector<float> test_keys(std::size_t n, std::size_t d, std::uint64_t seed, int decades = 7) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal;
+    std::vector<float> x(n * d);
+    for (std::size_t v = 0; v < n; ++v) {
+        const float scale = std::pow(10.0f, static_cast<float>(static_cast<int>(v % decades) - decades / 2));
+        for (std::size_t j = 0; j < d; ++j) x[v * d + j] = normal(rng) * scale * (j % 17 == 3 ? 20.0f : 1.0f);
+    }
+    if (n > 4) {
+        for (std::size_t j = 0; j < d; ++j) x[0 * d + j] = 0.0f;
+        for (std::size_t j = 0; j < d; ++j) x[1 * d + j] = j == 5 ? 1.0f : 0.0f;
+        for (std::size_t j = 0; j < d; ++j) x[2 * d + j] = 1.0f;
+    }
+    return x;
+}
+
+TEST_F(Gpu, EncodeWritesTheCpuBytesForEveryCodecDimAndInputType) {
+    for (std::size_t d : {64, 128, 256})
+        for (const Config& config : kAllCodecs)
+            for (NormFormat norm : {NormFormat::fp32, NormFormat::fp16}) {
+                const Pair pair = make_pair(config.turboquant, d, config.bits, 42 + d, norm);
+                const std::size_t n = 300;
+                auto keys = test_keys(n, d, d + 7);
+                if (norm == NormFormat::fp16)
+                    for (float& x : keys) x = std::fmin(std::fmax(x, -1000.0f), 1000.0f);
+                const auto expected = pair.cpu.encode(std::span<const float>(keys));
+                DeviceArray<float> x(keys);
+                DeviceArray<std::uint8_t> packed(expected.size());
+                DeviceArray<unsigned> rejected(std::vector<unsigned>{0});
+                oc::encode(*pair.gpu, x.data, static_cast<int>(n), packed.data, rejected.data);
+                OCTOPUS_CUDA_CHECK(cudaDeviceSynchronize());
+                EXPECT_EQ(rejected.download()[0], 0u) << pair.label;
+                const auto got = packed.download();
+                std::size_t differing = 0;
+                for (std::size_t i = 0; i < got.size(); ++i) differing += got[i] != expected[i];
+                EXPECT_EQ(differing, 0u) << pair.label << ": GPU bytes differ from the CPU's";
+
+                // Half and bfloat16 inputs: the same bytes as the CPU encoder given the same elements.
+                std::vector<octopus::half> halves(keys.begin(), keys.end());
+                std::vector<__half> device_halves(keys.size());
+                std::memcpy(device_halves.data(), halves.data(), halves.size() * 2);
+                const auto expected_half = pair.cpu.encode(std::span<const octopus::half>(halves));
+                DeviceArray<__half> xh(device_halves);
+                oc::encode(*pair.gpu, xh.data, static_cast<int>(n), packed.data);
+                EXPECT_EQ(packed.download(), expected_half) << pair.label << " (half input)";
+                std::vector<octopus::bfloat16> brains(keys.begin(), keys.end());
+                std::vector<__nv_bfloat16> device_brains(keys.size());
+                std::memcpy(device_brains.data(), brains.data(), brains.size() * 2);
+                const auto expected_bf16 = pair.cpu.encode(std::span<const octopus::bfloat16>(brains));
+                DeviceArray<__nv_bfloat16> xb(device_brains);
+                oc::encode(*pair.gpu, xb.data, static_cast<int>(n), packed.data);
+                EXPECT_EQ(packed.download(), expected_bf16) << pair.label << " (bfloat16 input)";
+            }
+}
+
+TEST_F(Gpu, EncodeRefusesNonFiniteVectorsAndLeavesTheirSlots) {
+    for (bool turboquant : {true, false}) {
+        const Pair pair = make_pair(turboquant, 128, 3, 7, NormFormat::fp16);
+        const std::size_t d = 128, n = 6, rb = pair.cpu.bytes_per_vector();
+        auto keys = test_keys(n, d, 3);
+        keys[3 * d + 10] = std::nanf("");
+        keys[4 * d + 0] = INFINITY;
+        for (std::size_t j = 0; j < d; ++j) keys[5 * d + j] = 1e5f;  // norm beyond fp16: refused, not clamped
+        DeviceArray<float> x(keys);
+        DeviceArray<std::uint8_t> packed(std::vector<std::uint8_t>(n * rb, 0xAB));
+        DeviceArray<unsigned> rejected(std::vector<unsigned>{0});
+        oc::encode(*pair.gpu, x.data, static_cast<int>(n), packed.data, rejected.data);
+        OCTOPUS_CUDA_CHECK(cudaDeviceSynchronize());
+        EXPECT_EQ(rejected.download()[0], 3u);
+        const auto got = packed.download();
+        const auto good = pair.cpu.encode(std::span<const float>(keys.data(), 3 * d));
+        EXPECT_TRUE(std::equal(good.begin(), good.end(), got.begin())) << pair.label;
+        for (std::size_t i = 3 * rb; i < n * rb; ++i) ASSERT_EQ(got[i], 0xAB) << pair.label << " byte " << i << " was written";
+    }
+}
+
+TEST_F(Gpu, EncodeAppendsAtEachSequencesPosition) {
+    const Pair pair = make_pair(false, 128, 3, 11);
+    const int batch = 2, heads = 3, capacity = 32, d = 128;
+    const std::size_t rb = pair.cpu.bytes_per_vector();
+    const auto keys = test_keys(batch * heads, d, 5);
+    DeviceArray<float> x(keys);
+    DeviceArray<std::uint8_t> cache(std::vector<std::uint8_t>(batch * heads * capacity * rb, 0x5C));
+    DeviceArray<int> positions(std::vector<int>{5, 17});
+    oc::encode(*pair.gpu, x.data, oc::CacheTarget{cache.data, batch, heads, capacity, positions.data});
+    const auto got = cache.download();
+    const auto expected = pair.cpu.encode(std::span<const float>(keys));
+    for (int b = 0; b < batch; ++b)
+        for (int h = 0; h < heads; ++h)
+            for (int t = 0; t < capacity; ++t) {
+                const std::size_t at = ((b * heads + h) * capacity + t) * rb;
+                for (std::size_t k = 0; k < rb; ++k) {
+                    const std::uint8_t want = t == (b == 0 ? 5 : 17) ? expected[(b * heads + h) * rb + k] : 0x5C;
+                    ASSERT_EQ(got[at + k], want) << "sequence " << b << " head " << h << " token " << t;
+                }
+            }
+}
+
+/// A cache in the kernels' layout, filled by the CPU encoder, and the CPU-decoded vectors.
+struct HostCache {
+    std::vector<std::uint8_t> bytes;
+    std::vector<std::vector<float>> decoded;  // per (b, kv head): length × d
+};
+
+HostCache host_cache(const octopus::Codec& codec, int batch, int kv_heads, int capacity, const std::vector<int>& lengths,
+                     std::uint64_t seed) {
+    const std::size_t d = codec.dim(), rb = codec.bytes_per_vector();
+    HostCache cache;
+    cache.bytes.assign(static_cast<std::size_t>(batch) * kv_heads * capacity * rb, 0xEE);  // junk past each length
+    for (int b = 0; b < batch; ++b)
+        for (int h = 0; h < kv_heads; ++h) {
+            // Scales 0.01 to 100: norms any fp16 norm holds.
+            const auto x = test_keys(static_cast<std::size_t>(lengths[b]), d, seed + 100 * b + h, 5);
+            const auto packed = codec.encode(std::span<const float>(x));
+            std::copy(packed.begin(), packed.end(), cache.bytes.begin() + static_cast<std::ptrdiff_t>((b * kv_heads + h) * capacity * rb));
+            cache.decoded.push_back(codec.decode(packed));
+        }
+    return cache;
+}
+
+std::vector<float> test_queries(int batch, int q_heads, std::size_t d, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal;
+    std::vector<float> q(static_cast<std::size_t>(batch) * q_heads * d);
+    for (float& x : q) x = normal(rng) * 3.0f;
+    return q;
+}
+
+TEST_F(Gpu, FusedScoresMatchTheCpuDot) {
+    for (std::size_t d : {64, 128, 256})
+        for (const Config& config : kAllCodecs) {
+            const Pair pair = make_pair(config.turboquant, d, config.bits, 3 + d, d == 128 ? NormFormat::fp16 : NormFormat::fp32);
+            const int batch = 2, kv_heads = 2, group = d == 128 ? 4 : 1, q_heads = kv_heads * group, capacity = 224;
+            const std::vector<int> lengths = {37, 211};
+            const HostCache cache = host_cache(pair.cpu, batch, kv_heads, capacity, lengths, 9);
+            const auto q = test_queries(batch, q_heads, d, 17);
+            DeviceArray<std::uint8_t> device_cache(cache.bytes);
+            DeviceArray<float> device_q(q);
+            DeviceArray<int> device_lengths(lengths);
+            const int max_length = 211;
+            DeviceArray<float> out(std::vector<float>(static_cast<std::size_t>(batch) * q_heads * max_length, -7.0f));
+            oc::scores(*pair.gpu, device_q.data, device_cache.data,
+                       oc::CacheShape{batch, q_heads, kv_heads, capacity, device_lengths.data, max_length}, out.data);
+            const auto got = out.download();
+            double worst = 0.0, error2 = 0.0, norm2 = 0.0;
+            for (int b = 0; b < batch; ++b)
+                for (int i = 0; i < q_heads; ++i) {
+                    const int h = i / group;
+                    const std::span<const float> query(q.data() + (b * q_heads + i) * d, d);
+                    const std::size_t rb = pair.cpu.bytes_per_vector();
+                    const std::span<const std::uint8_t> packed(cache.bytes.data() + (b * kv_heads + h) * capacity * rb,
+                                                               lengths[b] * rb);
+                    const auto expected = pair.cpu.dot(query, packed);
+                    double qn = 0.0;
+                    for (float x : query) qn += double(x) * x;
+                    for (int t = 0; t < max_length; ++t) {
+                        const float g = got[(b * q_heads + i) * max_length + t];
+                        if (t >= lengths[b]) {
+                            ASSERT_EQ(g, -7.0f) << pair.label << ": a score past the length was written";
+                            continue;
+                        }
+                        double kn = 0.0;
+                        for (std::size_t j = 0; j < d; ++j)
+                            kn += double(cache.decoded[b * kv_heads + h][t * d + j]) * cache.decoded[b * kv_heads + h][t * d + j];
+                        const double e = std::fabs(double(g) - expected[t]);
+                        worst = std::max(worst, e / std::max(1e-30, std::sqrt(qn * kn)));
+                        error2 += e * e;
+                        norm2 += double(expected[t]) * expected[t];
+                    }
+                }
+            // fp16 operands: each term carries ~2^-12 relative rounding, so a score's error is a small
+            // multiple of 2^-12 · |q|·|k|, and over all scores the error is ~1e-4 of their norm.
+            EXPECT_LT(std::sqrt(error2 / norm2), 1e-3) << pair.label;
+            EXPECT_LT(worst, 2e-3) << pair.label;
+            RecordProperty(pair.label + " rel", std::to_string(std::sqrt(error2 / norm2)));
+            std::printf("scores %-36s relative error %.2e, worst |Δ|/(|q||k|) %.2e\n", pair.label.c_str(),
+                        std::sqrt(error2 / norm2), worst);
+        }
+}
+
+/// softmax(scale·q·Kᵀ)·V in double over the CPU-decoded keys and values.
+std::vector<double> reference_attention(const std::vector<float>& q, const HostCache& keys, const HostCache& values,
+                                        int batch, int q_heads, int kv_heads, std::size_t d,
+                                        const std::vector<int>& lengths, double scale) {
+    std::vector<double> out(static_cast<std::size_t>(batch) * q_heads * d, 0.0);
+    const int group = q_heads / kv_heads;
+    for (int b = 0; b < batch; ++b)
+        for (int i = 0; i < q_heads; ++i) {
+            const auto& k = keys.decoded[b * kv_heads + i / group];
+            const auto& v = values.decoded[b * kv_heads + i / group];
+            std::vector<double> s(lengths[b]);
+            double top = -INFINITY;
+            for (int t = 0; t < lengths[b]; ++t) {
+                double dot = 0.0;
+                for (std::size_t j = 0; j < d; ++j) dot += double(q[(b * q_heads + i) * d + j]) * k[t * d + j];
+                s[t] = dot * scale;
+                top = std::max(top, s[t]);
+            }
+            double total = 0.0;
+            for (int t = 0; t < lengths[b]; ++t) total += s[t] = std::exp(s[t] - top);
+            for (int t = 0; t < lengths[b]; ++t)
+                for (std::size_t j = 0; j < d; ++j) out[(b * q_heads + i) * d + j] += s[t] / total * v[t * d + j];
+        }
+    return out;
+}
+
+void check_attention(bool turboquant, std::size_t d, double bits, int batch, int q_heads, int kv_heads,
+                     const std::vector<int>& lengths, int capacity) {
+    const Pair keys = make_pair(turboquant, d, bits, 5, NormFormat::fp32);
+    const Pair values = make_pair(turboquant, d, bits, 6, NormFormat::fp16);
+    const HostCache key_cache = host_cache(keys.cpu, batch, kv_heads, capacity, lengths, 21);
+    const HostCache value_cache = host_cache(values.cpu, batch, kv_heads, capacity, lengths, 22);
+    auto q = test_queries(batch, q_heads, d, 23);
+    for (float& x : q) x *= 0.3f;  // logits of a few units: a softmax neither flat nor one-hot
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    const auto expected = reference_attention(q, key_cache, value_cache, batch, q_heads, kv_heads, d, lengths, scale);
+    DeviceArray<std::uint8_t> dk(key_cache.bytes), dv(value_cache.bytes);
+    DeviceArray<float> dq(q);
+    DeviceArray<int> dl(lengths);
+    DeviceArray<float> out(std::vector<float>(q.size(), NAN));
+    oc::AttentionWorkspace workspace(batch, q_heads, kv_heads, static_cast<int>(d));
+    const int max_length = *std::max_element(lengths.begin(), lengths.end());
+    for (int repeat = 0; repeat < 2; ++repeat) {  // the second call reuses the workspace's counters
+        oc::decode_attention(*keys.gpu, *values.gpu, dq.data, dk.data, dv.data,
+                             oc::CacheShape{batch, q_heads, kv_heads, capacity, dl.data, max_length},
+                             static_cast<float>(scale), out.data, workspace);
+        const auto got = out.download();
+        double worst = 0.0;
+        for (int row = 0; row < batch * q_heads; ++row) {
+            double e2 = 0.0, n2 = 0.0;
+            for (std::size_t j = 0; j < d; ++j) {
+                const double e = got[row * d + j] - expected[row * d + j];
+                ASSERT_FALSE(std::isnan(got[row * d + j])) << keys.label << " row " << row;
+                e2 += e * e;
+                n2 += expected[row * d + j] * expected[row * d + j];
+            }
+            worst = std::max(worst, n2 > 0 ? std::sqrt(e2 / n2) : std::sqrt(e2));
+        }
+        EXPECT_LT(worst, 1e-3) << keys.label << " G=" << q_heads / kv_heads << " lengths " << lengths[0];
+        if (repeat == 0)
+            std::printf("attention %-30s G=%-2d max length %-5d worst row relative error %.2e\n", keys.label.c_str(),
+                        q_heads / kv_heads, max_length, worst);
+    }
+}
+
+TEST_F(Gpu, FusedAttentionMatchesADoubleReferenceOnDecodedKeysAndValues) {
+    for (const Config& config : kAllCodecs) check_attention(config.turboquant, 128, config.bits, 2, 32, 8, {1000, 77}, 1008);
+    for (std::size_t d : {64, 256}) {
+        check_attention(true, d, 3, 2, 8, 2, {300, 5}, 304);
+        check_attention(false, d, 3, 2, 8, 2, {300, 5}, 304);
+    }
+}
+
+TEST_F(Gpu, FusedAttentionHandlesLongContextsManyHeadsAndEmptySequences) {
+    check_attention(false, 128, 3, 1, 32, 8, {20000}, 20000);  // split over many blocks
+    check_attention(false, 128, 3, 1, 40, 2, {500}, 512);        // 20 heads per KV head: two 16-row chunks
+    check_attention(true, 128, 4, 3, 4, 4, {1, 16, 17}, 32);     // plain multi-head, tiny lengths
+    // A sequence of length 0 attends to nothing: zeros, not NaN.
+    check_attention(false, 128, 3, 2, 4, 2, {0, 40}, 48);
+}
+
+TEST_F(Gpu, BadArgumentsThrowBeforeLaunching) {
+    const Pair pair = make_pair(false, 128, 3, 1);
+    const Pair tq = make_pair(true, 128, 3, 1);
+    DeviceArray<std::uint8_t> cache(64 * 52 + 16);
+    DeviceArray<float> q(128 * 8), out(8 * 64);
+    DeviceArray<int> lengths(std::vector<int>{10});
+    const oc::CacheShape good{1, 4, 2, 32, lengths.data, 32};
+    EXPECT_NO_THROW(oc::scores(*pair.gpu, q.data, cache.data, good, out.data));
+    auto shape = good;
+    shape.capacity = 30;
+    EXPECT_THROW(oc::scores(*pair.gpu, q.data, cache.data, shape, out.data), octopus::error);
+    shape = good;
+    shape.q_heads = 3;
+    EXPECT_THROW(oc::scores(*pair.gpu, q.data, cache.data, shape, out.data), octopus::error);
+    shape = good;
+    shape.max_length = 33;
+    EXPECT_THROW(oc::scores(*pair.gpu, q.data, cache.data, shape, out.data), octopus::error);
+    EXPECT_THROW(oc::scores(*pair.gpu, q.data, cache.data + 4, good, out.data), octopus::error);
+    EXPECT_THROW(oc::scores(*pair.gpu, nullptr, cache.data, good, out.data), octopus::error);
+    oc::AttentionWorkspace workspace(1, 4, 2, 128);
+    EXPECT_THROW(oc::decode_attention(*pair.gpu, *tq.gpu, q.data, cache.data, cache.data, good, 0.1f, out.data, workspace),
+                 octopus::error);
+    EXPECT_THROW(oc::decode_attention(*pair.gpu, *pair.gpu, q.data, cache.data, cache.data, good, NAN, out.data, workspace),
+                 octopus::error);
+    oc::AttentionWorkspace other(1, 8, 2, 128);
+    EXPECT_THROW(oc::decode_attention(*pair.gpu, *pair.gpu, q.data, cache.data, cache.data, good, 0.1f, out.data, other),
+                 octopus::error);
+    const Pair one_bit = make_pair(true, 128, 1, 1);
+    EXPECT_THROW(oc::scores(*one_bit.gpu, q.data, cache.data, good, out.data), octopus::error);
+    const Pair odd_dim = make_pair(false, 96, 3, 1);
+    EXPECT_THROW(oc::encode(*odd_dim.gpu, q.data, 1, cache.data), octopus::error);
+    OCTOPUS_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+}  // namespace
