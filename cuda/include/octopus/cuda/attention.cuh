@@ -64,7 +64,7 @@ public:
 private:
     long long counters() const {
         const int group = q_heads_ / kv_heads_;
-        return static_cast<long long>(batch_) * kv_heads_ * ((group + 15) / 16);
+        return static_cast<long long>(batch_) * kv_heads_ * ((group + 7) / 8);  // chunks of ≥ 8 rows
     }
     int batch_, q_heads_, kv_heads_, dim_, max_splits_;
     float* values_ = nullptr;
@@ -90,7 +90,7 @@ struct AttentionArguments {
     unsigned* counters;
 };
 
-template <class Fragments, int D, int Warps, int Stages>
+template <class Fragments, int D, int Halves, int Warps, int Stages>
 __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArguments p) {
     extern __shared__ __align__(16) unsigned char shared[];
     auto& tables = *reinterpret_cast<typename Fragments::Tables*>(shared);
@@ -100,10 +100,11 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
     __shared__ float merged_max[16], merged_sum[16];
     __shared__ bool last_block;
 
+    constexpr int kRows = 8 * Halves;
     const CacheShape& shape = p.shape;
-    const int group = shape.q_heads / shape.kv_heads, chunks = (group + 15) / 16;
+    const int group = shape.q_heads / shape.kv_heads, chunks = (group + kRows - 1) / kRows;
     const int kv_head = static_cast<int>(blockIdx.y) / chunks, chunk = static_cast<int>(blockIdx.y) % chunks;
-    const int first_head = kv_head * group + chunk * 16, rows = min(16, group - chunk * 16);
+    const int first_head = kv_head * group + chunk * kRows, rows = min(kRows, group - chunk * kRows);
     const int b = static_cast<int>(blockIdx.z), split = static_cast<int>(blockIdx.x), length = shape.lengths[b];
     const int start = split * p.split_tokens, end = min(start + p.split_tokens, length);
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
@@ -114,15 +115,24 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
                               p.q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows, p.keys.signs,
                               p.scale_log2);
     __syncthreads();
-    std::uint32_t a[D / 16][4];
-    query_fragments<Fragments, D>(rotated, g, t, a);
-    const float scale_lo = query_scale[g], scale_hi = query_scale[g + 8];
-
-    // Online softmax state of rows g and g + 8; acc[c] holds columns (2t, 2t+1) of n-block c.
-    float max_lo = -INFINITY, max_hi = -INFINITY, sum_lo = 0.0f, sum_hi = 0.0f;
-    float acc[D / 8][4];
+    std::uint32_t q_hi[D / 16][2 * Halves], q_lo[D / 16][2 * Halves];
+    query_fragments<Fragments, D, Halves>(rotated, g, t, q_hi, q_lo);
+    float row_scale[Halves];
 #pragma unroll
-    for (int c = 0; c < D / 8; ++c) acc[c][0] = acc[c][1] = acc[c][2] = acc[c][3] = 0.0f;
+    for (int h = 0; h < Halves; ++h) row_scale[h] = query_scale[g + 8 * h];
+
+    // Online softmax state of rows g (and g + 8); acc[c] holds columns (2t, 2t+1) of n-block c.
+    float row_max[Halves], row_sum[Halves];
+    float acc[D / 8][2 * Halves];
+#pragma unroll
+    for (int h = 0; h < Halves; ++h) {
+        row_max[h] = -INFINITY;
+        row_sum[h] = 0.0f;
+    }
+#pragma unroll
+    for (int c = 0; c < D / 8; ++c)
+#pragma unroll
+        for (int k = 0; k < 2 * Halves; ++k) acc[c][k] = 0.0f;
 
     const int kb = p.keys.record_bytes, vb = p.values.record_bytes;
     const int key_tile = tile_bytes(kb), value_tile = tile_bytes(vb), stage_bytes = key_tile + value_tile;
@@ -144,115 +154,114 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
             const int first = start + (warp + i * Warps) * kTileTokens;
             const auto* key_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes);
             const auto* value_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes + key_tile);
-            // Scores of tokens (2t, 2t+1) and (8+2t, 9+2t) for rows g and g+8, base-2 logits.
-            float s[2][4];
+            // Base-2 logits of tokens (2t, 2t+1) of each 8-token half tile, rows g (and g + 8).
+            float s[2][2 * Halves];
             float value_norm[2][2];
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                std::uint32_t bk[D / 16][2];
-                Fragments::key_fragments(tables, key_words, (h * 8 + g) * kb * 8, t, bk);
-                s[h][0] = s[h][1] = s[h][2] = s[h][3] = 0.0f;
+            for (int half_tile = 0; half_tile < 2; ++half_tile) {
+                std::uint32_t k_hi[D / 16][2], k_lo[D / 16][2];
+                Fragments::key_fragments(tables, key_words, (half_tile * 8 + g) * kb * 8, t, k_hi, k_lo);
 #pragma unroll
-                for (int j = 0; j < D / 16; ++j) mma_16816(s[h], a[j], bk[j][0], bk[j][1]);
+                for (int k = 0; k < 2 * Halves; ++k) s[half_tile][k] = 0.0f;
+                scores_from_fragments<D, Halves, true>(s[half_tile], q_hi, q_lo, k_hi, k_lo);
 #pragma unroll
                 for (int k = 0; k < 2; ++k) {
-                    const int token = h * 8 + 2 * t + k;
+                    const int token = half_tile * 8 + 2 * t + k;
                     const bool valid = first + token < end;
                     const float key_norm = norm_at(key_words, token * kb, p.keys.code_bytes, p.keys.norm_fp16);
-                    value_norm[h][k] = valid ? norm_at(value_words, token * vb, p.values.code_bytes, p.values.norm_fp16) : 0.0f;
-                    s[h][k] = valid ? s[h][k] * scale_lo * key_norm : -INFINITY;
-                    s[h][2 + k] = valid ? s[h][2 + k] * scale_hi * key_norm : -INFINITY;
+                    value_norm[half_tile][k] =
+                        valid ? norm_at(value_words, token * vb, p.values.code_bytes, p.values.norm_fp16) : 0.0f;
+#pragma unroll
+                    for (int h = 0; h < Halves; ++h)
+                        s[half_tile][2 * h + k] = valid ? s[half_tile][2 * h + k] * row_scale[h] * key_norm : -INFINITY;
                 }
             }
-            float tile_lo = fmaxf(fmaxf(s[0][0], s[0][1]), fmaxf(s[1][0], s[1][1]));
-            float tile_hi = fmaxf(fmaxf(s[0][2], s[0][3]), fmaxf(s[1][2], s[1][3]));
-            tile_lo = fmaxf(tile_lo, __shfl_xor_sync(kFullMask, tile_lo, 1));
-            tile_lo = fmaxf(tile_lo, __shfl_xor_sync(kFullMask, tile_lo, 2));
-            tile_hi = fmaxf(tile_hi, __shfl_xor_sync(kFullMask, tile_hi, 1));
-            tile_hi = fmaxf(tile_hi, __shfl_xor_sync(kFullMask, tile_hi, 2));
-            const float new_lo = fmaxf(max_lo, tile_lo), new_hi = fmaxf(max_hi, tile_hi);
-            // A row that has seen only masked tokens keeps max −∞: its weights are 0, not NaN.
-            const float keep_lo = new_lo == -INFINITY ? 1.0f : exp2f(max_lo - new_lo);
-            const float keep_hi = new_hi == -INFINITY ? 1.0f : exp2f(max_hi - new_hi);
-            max_lo = new_lo;
-            max_hi = new_hi;
-            float w[2][4];
+            float w[2][2 * Halves];
+            bool rescale = false;
+            float keep[Halves];
 #pragma unroll
-            for (int h = 0; h < 2; ++h)
+            for (int h = 0; h < Halves; ++h) {
+                float tile_max = fmaxf(fmaxf(s[0][2 * h], s[0][2 * h + 1]), fmaxf(s[1][2 * h], s[1][2 * h + 1]));
+                tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, 1));
+                tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, 2));
+                const float new_max = fmaxf(row_max[h], tile_max);
+                // A row that has seen only masked tokens keeps max −∞: its weights are 0, not NaN.
+                keep[h] = new_max == -INFINITY ? 1.0f : exp2f(row_max[h] - new_max);
+                rescale = rescale || new_max != row_max[h];
+                row_max[h] = new_max;
 #pragma unroll
-                for (int k = 0; k < 2; ++k) {
-                    w[h][k] = new_lo == -INFINITY ? 0.0f : exp2f(s[h][k] - new_lo);
-                    w[h][2 + k] = new_hi == -INFINITY ? 0.0f : exp2f(s[h][2 + k] - new_hi);
-                }
-            sum_lo = sum_lo * keep_lo + (w[0][0] + w[0][1]) + (w[1][0] + w[1][1]);
-            sum_hi = sum_hi * keep_hi + (w[0][2] + w[0][3]) + (w[1][2] + w[1][3]);
+                for (int half_tile = 0; half_tile < 2; ++half_tile)
 #pragma unroll
-            for (int c = 0; c < D / 8; ++c) {
-                acc[c][0] *= keep_lo;
-                acc[c][1] *= keep_lo;
-                acc[c][2] *= keep_hi;
-                acc[c][3] *= keep_hi;
+                    for (int k = 0; k < 2; ++k)
+                        w[half_tile][2 * h + k] = new_max == -INFINITY ? 0.0f : exp2f(s[half_tile][2 * h + k] - new_max);
+                row_sum[h] = row_sum[h] * keep[h] + (w[0][2 * h] + w[0][2 * h + 1]) + (w[1][2 * h] + w[1][2 * h + 1]);
             }
-            // P·V: A = weights · |v| (rows g, g+8; tokens 2t, 2t+1 | 8+2t, 9+2t), B = decoded values.
-            std::uint32_t pw[4];
-            pw[0] = pack_halves(__float2half_rn(w[0][0] * value_norm[0][0]), __float2half_rn(w[0][1] * value_norm[0][1]));
-            pw[1] = pack_halves(__float2half_rn(w[0][2] * value_norm[0][0]), __float2half_rn(w[0][3] * value_norm[0][1]));
-            pw[2] = pack_halves(__float2half_rn(w[1][0] * value_norm[1][0]), __float2half_rn(w[1][1] * value_norm[1][1]));
-            pw[3] = pack_halves(__float2half_rn(w[1][2] * value_norm[1][0]), __float2half_rn(w[1][3] * value_norm[1][1]));
-            __half v0[D / 8], v1[D / 8];
-            std::uint32_t bv[D / 8][2];
-            Fragments::value_halves(tables, value_words, (2 * t) * vb * 8, g, v0);
-            Fragments::value_halves(tables, value_words, (2 * t + 1) * vb * 8, g, v1);
+            // Once the running maxima settle, most tiles leave them alone: skip the rescale then.
+            if (__any_sync(kFullMask, rescale)) {
 #pragma unroll
-            for (int c = 0; c < D / 8; ++c) bv[c][0] = pack_halves(v0[c], v1[c]);
-            Fragments::value_halves(tables, value_words, (2 * t + 8) * vb * 8, g, v0);
-            Fragments::value_halves(tables, value_words, (2 * t + 9) * vb * 8, g, v1);
+                for (int c = 0; c < D / 8; ++c)
 #pragma unroll
-            for (int c = 0; c < D / 8; ++c) bv[c][1] = pack_halves(v0[c], v1[c]);
+                    for (int h = 0; h < Halves; ++h) {
+                        acc[c][2 * h] *= keep[h];
+                        acc[c][2 * h + 1] *= keep[h];
+                    }
+            }
+            // P·V: A = weights · |v| (rows; tokens 2t, 2t+1 then 8+2t, 9+2t), B = decoded values.
+            std::uint32_t pw[2 * Halves];
 #pragma unroll
-            for (int c = 0; c < D / 8; ++c) mma_16816(acc[c], pw, bv[c][0], bv[c][1]);
+            for (int half_tile = 0; half_tile < 2; ++half_tile)
+#pragma unroll
+                for (int h = 0; h < Halves; ++h)
+                    pw[half_tile * Halves + h] = pack_halves(__float2half_rn(w[half_tile][2 * h] * value_norm[half_tile][0]),
+                                                             __float2half_rn(w[half_tile][2 * h + 1] * value_norm[half_tile][1]));
+            std::uint32_t v[D / 8][2];
+            Fragments::value_fragments(tables, value_words, vb * 8, g, t, v);
+#pragma unroll
+            for (int c = 0; c < D / 8; ++c) mma_16816<Halves>(acc[c], pw, v[c][0], v[c][1]);
         });
 
     // Row sums over the four lanes of a row; then the warps merge, one after another, into shared
     // memory (the query buffer is free now), values in true coordinate order.
-    sum_lo += __shfl_xor_sync(kFullMask, sum_lo, 1);
-    sum_lo += __shfl_xor_sync(kFullMask, sum_lo, 2);
-    sum_hi += __shfl_xor_sync(kFullMask, sum_hi, 1);
-    sum_hi += __shfl_xor_sync(kFullMask, sum_hi, 2);
+#pragma unroll
+    for (int h = 0; h < Halves; ++h) {
+        row_sum[h] += __shfl_xor_sync(kFullMask, row_sum[h], 1);
+        row_sum[h] += __shfl_xor_sync(kFullMask, row_sum[h], 2);
+    }
     float(*merged)[D] = rotated;
     for (int w = 0; w < Warps; ++w) {
         __syncthreads();
         if (warp != w) continue;
-        float new_max[2] = {-INFINITY, -INFINITY}, new_sum[2] = {0.0f, 0.0f};
+        float new_max[Halves], new_sum[Halves];
 #pragma unroll
-        for (int half_rows = 0; half_rows < 2; ++half_rows) {
-            const int row = g + 8 * half_rows;
+        for (int h = 0; h < Halves; ++h) {
+            const int row = g + 8 * h;
+            new_max[h] = -INFINITY;
+            new_sum[h] = 0.0f;
             if (row >= rows) continue;
-            const float my_max = half_rows ? max_hi : max_lo, my_sum = half_rows ? sum_hi : sum_lo;
-            float old_weight = 0.0f, my_weight = 1.0f, total_max = my_max;
+            float old_weight = 0.0f, my_weight = 1.0f, total_max = row_max[h];
             if (w > 0) {
-                total_max = fmaxf(merged_max[row], my_max);
+                total_max = fmaxf(merged_max[row], row_max[h]);
                 old_weight = total_max == -INFINITY ? 0.0f : exp2f(merged_max[row] - total_max);
-                my_weight = total_max == -INFINITY ? 0.0f : exp2f(my_max - total_max);
+                my_weight = total_max == -INFINITY ? 0.0f : exp2f(row_max[h] - total_max);
             }
 #pragma unroll
             for (int c = 0; c < D / 8; ++c)
 #pragma unroll
                 for (int k = 0; k < 2; ++k) {
                     const int coordinate = Fragments::value_coordinate(2 * t + k, c);
-                    const float mine_value = acc[c][2 * half_rows + k] * my_weight;
+                    const float mine_value = acc[c][2 * h + k] * my_weight;
                     merged[row][coordinate] = w > 0 ? merged[row][coordinate] * old_weight + mine_value : mine_value;
                 }
-            new_max[half_rows] = total_max;
-            new_sum[half_rows] = w > 0 ? merged_sum[row] * old_weight + my_sum * my_weight : my_sum;
+            new_max[h] = total_max;
+            new_sum[h] = w > 0 ? merged_sum[row] * old_weight + row_sum[h] * my_weight : row_sum[h];
         }
         __syncwarp();  // every lane of a row has read the old max and sum
         if (t == 0)
 #pragma unroll
-            for (int half_rows = 0; half_rows < 2; ++half_rows)
-                if (g + 8 * half_rows < rows) {
-                    merged_max[g + 8 * half_rows] = new_max[half_rows];
-                    merged_sum[g + 8 * half_rows] = new_sum[half_rows];
+            for (int h = 0; h < Halves; ++h)
+                if (g + 8 * h < rows) {
+                    merged_max[g + 8 * h] = new_max[h];
+                    merged_sum[g + 8 * h] = new_sum[h];
                 }
     }
     __syncthreads();
@@ -324,10 +333,13 @@ inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values,
     require(workspace.batch() >= shape.batch && workspace.q_heads() == shape.q_heads &&
                 workspace.kv_heads() == shape.kv_heads && workspace.dim() == k.dim,
             "octopus::cuda::decode_attention: the workspace was made for other shapes");
-    const bool found = detail::with_fragments(k, [&]<class Fragments>() {
+    const int group = shape.q_heads / shape.kv_heads;
+    const bool found = detail::with_kernel_shape(k, group, [&]<class Fragments, int Halves>() {
         constexpr int D = Fragments::kKeySlots * 4;
-        constexpr int W = detail::kAttentionWarps, S = detail::kAttentionStages;
-        auto kernel = detail::attention_kernel<Fragments, D, W, S>;
+        // Big point tables (B ≥ 11 bits) leave room for fewer stages if two blocks are to share an SM.
+        constexpr int W = detail::kAttentionWarps;
+        constexpr int S = sizeof(typename Fragments::Tables) > 16384 ? 4 : detail::kAttentionStages;
+        auto kernel = detail::attention_kernel<Fragments, D, Halves, W, S>;
         const int smem = detail::fused_prefix_bytes<Fragments, D>() +
                          W * S * (detail::tile_bytes(k.record_bytes) + detail::tile_bytes(v.record_bytes));
         OCTOPUS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -335,8 +347,8 @@ inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values,
         OCTOPUS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, 32 * W, smem));
         // One wave of blocks over all (sequence, KV head, chunk, split), splits of whole tiles and at
         // least one tile per warp.
-        const int group = shape.q_heads / shape.kv_heads;
-        const long long heads = static_cast<long long>(shape.batch) * shape.kv_heads * ((group + 15) / 16);
+        const int chunks = (group + 8 * Halves - 1) / (8 * Halves);
+        const long long heads = static_cast<long long>(shape.batch) * shape.kv_heads * chunks;
         const long long wave = static_cast<long long>(std::max(1, per_multiprocessor)) * detail::multiprocessors();
         const int min_tokens = W * detail::kTileTokens;
         const int most = std::max(1, (shape.max_length + min_tokens - 1) / min_tokens);
@@ -346,7 +358,7 @@ inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values,
         splits = std::max(1, (shape.max_length + split_tokens - 1) / split_tokens);
         detail::AttentionArguments args{k, v, q, key_cache, value_cache, shape, scale * 1.4426950408889634f, splits,
                                         split_tokens, out, workspace.values(), workspace.max_sum(), workspace.counters_data()};
-        const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(shape.kv_heads * ((group + 15) / 16)),
+        const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(shape.kv_heads * chunks),
                         static_cast<unsigned>(shape.batch));
         kernel<<<grid, 32 * W, smem, stream>>>(args);
         OCTOPUS_CUDA_CHECK(cudaGetLastError());

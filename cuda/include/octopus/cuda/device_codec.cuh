@@ -1,10 +1,13 @@
 // A CPU codec's tables on the GPU: the same rotation signs, codebooks and search tables the CPU
 // encoder reads (never rebuilt here), copied once into one device allocation.
 //
-// The fused kernels read reconstruction values as fp16: OCTOPUS points as (x, y | z, 0) half
-// quadruples, TurboQuant levels as single halves and as pairs indexed by two adjacent codes. The
-// tensor cores take fp16 operands, so this is where the values are rounded; the error it adds to a
-// score is ~2^-12 of |q|·|k| (the tests bound it).
+// The fused kernels read reconstruction values as fp16 pairs hi + lo (hi = fp16(v), lo = fp16(v − hi)):
+// the tensor cores take fp16 operands, and one fp16 rounding of the keys (2^-12 relative) moves
+// logits of size 30 by ~1e-3, too much for an attention that must match the CPU to 1e-3. Scores use
+// hi and lo (and the query split the same way), so keys and queries enter at ~2^-22; values enter
+// the weighted sum as hi alone, where their rounding averages out. OCTOPUS points are stored as
+// (x, y | z, 0) hi halves then the same lo halves; TurboQuant levels as pairs indexed by two adjacent
+// codes.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -38,15 +41,15 @@ struct CodecView {
     const float* signs = nullptr;              // 3·dim: the rotation's rounds, round 0 scaled
     const float* scalar_thresholds = nullptr;  // TurboQuant's codebook, or OCTOPUS's leftover codebook
     int scalar_threshold_count = 0;
-    const __half* scalar_levels = nullptr;
-    const __half2* level_pairs = nullptr;  // TurboQuant: entry c = (level[c mod 2^b], level[c / 2^b])
+    const __half2* scalar_levels = nullptr;    // (hi, lo) halves of each level
+    const uint2* level_pairs = nullptr;  // TurboQuant: entry c: hi halves of (level[c mod 2^b], level[c / 2^b]), then lo
     // OCTOPUS's encoder tables (TripletTables' padded searches) and decoder points.
     const float* ring_table = nullptr;
     const float* row_table = nullptr;
     const float* column_table = nullptr;
     const std::uint32_t* row_base = nullptr;
     int ring_steps = 0, row_steps = 0, column_steps = 0, rows_per_ring = 0;
-    const uint2* points = nullptr;  // 2^B entries of halves (x, y | z, 0)
+    const uint4* points = nullptr;  // 2^B entries of halves: hi (x, y | z, 0), then lo (x, y | z, 0)
 };
 
 /// Owns the device copy of one codec's tables. Build it once per codec (a few kilobytes to 40 KB),
@@ -62,18 +65,20 @@ public:
         Builder b;
         const std::size_t signs = b.add(codec.rotation().signs());
         const std::size_t thresholds = b.add(codec.thresholds());
-        const std::size_t levels = b.add(halves(codec.levels()));
-        std::vector<__half2> pairs;
+        const std::size_t levels = b.add(split_halves(codec.levels()));
+        std::vector<uint2> pairs;
         const std::size_t n = codec.levels().size();
-        for (std::size_t c = 0; c < n * n; ++c)
-            pairs.push_back(__halves2half2(__float2half_rn(codec.levels()[c % n]), __float2half_rn(codec.levels()[c / n])));
+        for (std::size_t c = 0; c < n * n; ++c) {
+            const __half2 first = split(codec.levels()[c % n]), second = split(codec.levels()[c / n]);
+            pairs.push_back(uint2{bits(__halves2half2(first.x, second.x)), bits(__halves2half2(first.y, second.y))});
+        }
         const std::size_t level_pairs = b.add(pairs);
         upload(b);
         view_.signs = at<float>(signs);
         view_.scalar_thresholds = at<float>(thresholds);
         view_.scalar_threshold_count = static_cast<int>(codec.thresholds().size());
-        view_.scalar_levels = at<__half>(levels);
-        view_.level_pairs = at<__half2>(level_pairs);
+        view_.scalar_levels = at<__half2>(levels);
+        view_.level_pairs = at<uint2>(level_pairs);
     }
 
     /// Copies an OCTOPUS codec's rotation, triplet search tables, points and leftover codebook.
@@ -93,29 +98,27 @@ public:
         Builder b;
         const std::size_t signs = b.add(codec.rotation().signs());
         const std::size_t thresholds = b.add(codec.leftover_thresholds());
-        const std::size_t levels = b.add(halves(codec.leftover_levels()));
+        const std::size_t levels = b.add(split_halves(codec.leftover_levels()));
         const std::size_t rings = b.add(t.ring_table), rows = b.add(t.row_table), columns = b.add(t.column_table);
         const std::size_t base = b.add(t.row_base);
-        std::vector<uint2> points;
+        std::vector<uint4> points;
         for (const auto& p : t.points) {
-            const __half2 xy = __floats2half2_rn(p[0], p[1]);
-            const __half2 z0 = __halves2half2(__float2half_rn(p[2]), __float2half_rn(0.0f));
-            uint2 packed;
-            std::memcpy(&packed.x, &xy, 4);
-            std::memcpy(&packed.y, &z0, 4);
-            points.push_back(packed);
+            const __half2 x = split(p[0]), y = split(p[1]), z = split(p[2]);
+            const __half zero = __float2half_rn(0.0f);
+            points.push_back(uint4{bits(__halves2half2(x.x, y.x)), bits(__halves2half2(z.x, zero)),
+                                   bits(__halves2half2(x.y, y.y)), bits(__halves2half2(z.y, zero))});
         }
         const std::size_t point_table = b.add(points);
         upload(b);
         view_.signs = at<float>(signs);
         view_.scalar_thresholds = at<float>(thresholds);
         view_.scalar_threshold_count = static_cast<int>(codec.leftover_thresholds().size());
-        view_.scalar_levels = at<__half>(levels);
+        view_.scalar_levels = at<__half2>(levels);
         view_.ring_table = at<float>(rings);
         view_.row_table = at<float>(rows);
         view_.column_table = at<float>(columns);
         view_.row_base = at<std::uint32_t>(base);
-        view_.points = at<uint2>(point_table);
+        view_.points = at<uint4>(point_table);
     }
 
     DeviceCodec(DeviceCodec&& other) noexcept
@@ -150,10 +153,20 @@ private:
         }
     };
 
-    static std::vector<__half> halves(const std::vector<float>& values) {
-        std::vector<__half> out;
-        for (float v : values) out.push_back(__float2half_rn(v));
+    /// v as hi + lo halves: hi = fp16(v), lo = fp16(v − hi), together within ~2^-22 of v.
+    static __half2 split(float v) {
+        const __half hi = __float2half_rn(v);
+        return __halves2half2(hi, __float2half_rn(v - __half2float(hi)));
+    }
+    static std::vector<__half2> split_halves(const std::vector<float>& values) {
+        std::vector<__half2> out;
+        for (float v : values) out.push_back(split(v));
         return out;
+    }
+    static std::uint32_t bits(__half2 pair) {
+        std::uint32_t word;
+        std::memcpy(&word, &pair, 4);
+        return word;
     }
 
     void set_sizes(std::size_t code_bytes, std::size_t record_bytes, NormFormat norm) {

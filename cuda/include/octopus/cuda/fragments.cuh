@@ -31,64 +31,96 @@ __device__ inline std::uint32_t pack_halves(__half lo, __half hi) {
     return *reinterpret_cast<const std::uint32_t*>(&pair);
 }
 
-/// c += a·b, m16n8k16, fp16 inputs, fp32 accumulators.
-__device__ inline void mma_16816(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0, std::uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+/// The word whose low half is half `a_high` of a and whose high half is half `b_high` of b (all
+/// flags fold to constants once the callers' loops unroll: one byte permute, or none when both
+/// halves already sit in place in one word).
+__device__ inline std::uint32_t join_halves(std::uint32_t a, bool a_high, std::uint32_t b, bool b_high, bool same_word) {
+    if (same_word && !a_high && b_high) return a;
+    return __byte_perm(a, b, (b_high ? 0x7600u : 0x5400u) | (a_high ? 0x32u : 0x10u));
+}
+
+/// c += a·b on the tensor cores (m16n8k16, fp16 in, fp32 accumulators). Halves = 2: rows g and g + 8
+/// (a = the four standard registers, c = c0..c3); Halves = 1: row g only (groups of ≤ 8 query heads),
+/// a = {k-low, k-high} of row g, c = {c0, c1}, and the unused rows cost no registers.
+template <int Halves>
+__device__ inline void mma_16816(float (&c)[2 * Halves], const std::uint32_t (&a)[2 * Halves], std::uint32_t b0,
+                                 std::uint32_t b1) {
+    if constexpr (Halves == 2) {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+            "{%0, %1, %2, %3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    } else {
+        float unused0 = 0.0f, unused1 = 0.0f;
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+            "{%0, %1, %2, %3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(unused0), "+f"(unused1)
+            : "r"(a[0]), "r"(0u), "r"(a[1]), "r"(0u), "r"(b0), "r"(b1));
+    }
 }
 
 /// TurboQuant at b bits: lane t's key slots are coordinates t·D/4 + s, its value slots g·D/8 + c.
+/// One table serves both: entry c of `pairs` holds the levels of two adjacent codes (c mod 2^b,
+/// c / 2^b), hi halves then lo halves.
 template <int D, int Bits>
 struct TurboQuantFragments {
     static constexpr int kKeySlots = D / 4, kValueSlots = D / 8;
     struct Tables {
-        __half2 pairs[1 << (2 * Bits)];
-        __half levels[1 << Bits];
+        uint2 pairs[1 << (2 * Bits)];
     };
     static bool matches(const CodecView& c) { return c.scheme == Scheme::turboquant && c.bits == Bits && c.dim == D; }
 
     __device__ static void load(Tables& s, const CodecView& c, int thread, int threads) {
         for (int i = thread; i < (1 << (2 * Bits)); i += threads) s.pairs[i] = c.level_pairs[i];
-        for (int i = thread; i < (1 << Bits); i += threads) s.levels[i] = c.scalar_levels[i];
     }
     __device__ static int key_coordinate(int t, int slot) { return t * kKeySlots + slot; }
     __device__ static int value_coordinate(int g, int slot) { return g * kValueSlots + slot; }
 
-    /// B operands of S = Q·Kᵀ for the key whose record starts at bit `record` of `words`.
+    /// B operands of S = Q·Kᵀ (hi and lo parts) for the key whose record starts at bit `record`.
     __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t,
-                                         std::uint32_t (&b)[D / 16][2]) {
+                                         std::uint32_t (&hi)[D / 16][2], std::uint32_t (&lo)[D / 16][2]) {
         std::uint32_t pairs[D / 8];
         fields_at<D / 8, 2 * Bits>(words, record + t * kKeySlots * Bits, pairs);
 #pragma unroll
         for (int j = 0; j < D / 16; ++j) {
-            b[j][0] = *reinterpret_cast<const std::uint32_t*>(&s.pairs[pairs[2 * j]]);
-            b[j][1] = *reinterpret_cast<const std::uint32_t*>(&s.pairs[pairs[2 * j + 1]]);
+            const uint2 first = s.pairs[pairs[2 * j]], second = s.pairs[pairs[2 * j + 1]];
+            hi[j][0] = first.x;
+            lo[j][0] = first.y;
+            hi[j][1] = second.x;
+            lo[j][1] = second.y;
         }
     }
-    /// Lane group g's value slots of one key.
-    __device__ static void value_halves(const Tables& s, const std::uint32_t* words, int record, int g,
-                                        __half (&v)[D / 8]) {
-        std::uint32_t codes[D / 8];
-        fields_at<D / 8, Bits>(words, record + g * kValueSlots * Bits, codes);
+    /// B operands of O = P·V for lane (g, t): b[c][0] pairs tokens 2t, 2t+1 at value slot c, b[c][1]
+    /// tokens 2t+8, 2t+9. Tokens' records start `record_bits` apart.
+    __device__ static void value_fragments(const Tables& s, const std::uint32_t* words, int record_bits, int g, int t,
+                                           std::uint32_t (&b)[D / 8][2]) {
 #pragma unroll
-        for (int c = 0; c < D / 8; ++c) v[c] = s.levels[codes[c]];
+        for (int k = 0; k < 2; ++k) {
+            std::uint32_t first[D / 8], second[D / 8];
+            const int token = 2 * t + 8 * k;
+            fields_at<D / 8, Bits>(words, token * record_bits + g * kValueSlots * Bits, first);
+            fields_at<D / 8, Bits>(words, (token + 1) * record_bits + g * kValueSlots * Bits, second);
+#pragma unroll
+            for (int c = 0; c < D / 8; ++c) b[c][k] = s.pairs[first[c] | (second[c] << Bits)].x;
+        }
     }
 };
 
 /// OCTOPUS at B bits per triplet: a lane's slots are whole triplets first (kKeyTriplets or
 /// kValueTriplets of them, consecutive), then a short tail covering the last triplets and the d mod 3
-/// leftovers, read coordinate by coordinate.
+/// leftovers, read coordinate by coordinate. Slot s of the triplet part is component s mod 3 of a
+/// point, so which half of which point word it sits in is known at compile time and operands are
+/// assembled with one byte permute per word.
 template <int D, int B>
 struct OctopusFragments {
     static constexpr int kTriplets = D / 3, kLeftoverBits = B / 3 > 1 ? B / 3 : 1;
     static constexpr int kKeySlots = D / 4, kKeyTriplets = D / 12, kKeyTail = kKeySlots - 3 * kKeyTriplets;
     static constexpr int kValueSlots = D / 8, kValueTriplets = D / 24, kValueTail = kValueSlots - 3 * kValueTriplets;
     struct Tables {
-        uint2 points[1 << B];
-        __half levels[1 << kLeftoverBits];
+        uint4 points[1 << B];
+        __half2 levels[1 << kLeftoverBits];
     };
     static bool matches(const CodecView& c) {
         return c.scheme == Scheme::octopus && c.bits == B && c.dim == D && c.leftover_bits == kLeftoverBits;
@@ -106,44 +138,82 @@ struct OctopusFragments {
                                          : 24 * kValueTriplets + kValueTail * g + slot - 3 * kValueTriplets;
     }
 
-    __device__ static __half component(uint2 point, int k) {
-        const std::uint32_t word = k < 2 ? point.x : point.y;
-        return __ushort_as_half(static_cast<unsigned short>(k == 1 ? word >> 16 : word & 0xffffu));
+    /// Whether slot s (of a run with `Triplets` triplets first) sits in the high half of its word.
+    template <int Triplets>
+    __device__ static constexpr bool high_half(int s) { return s < 3 * Triplets && s % 3 == 1; }
+
+    /// One coordinate decoded on its own (the tails): hi and lo halves, each in the low half of a word.
+    __device__ static void coordinate(const Tables& s, const std::uint32_t* words, int record, int i, std::uint32_t& hi,
+                                      std::uint32_t& lo) {
+        if (i < 3 * kTriplets) {
+            const uint4 p = s.points[field_at(words, record + B * (i / 3), B)];
+            const int k = i % 3;
+            hi = k == 0 ? p.x : k == 1 ? p.x >> 16 : p.y;
+            lo = k == 0 ? p.z : k == 1 ? p.z >> 16 : p.w;
+            return;
+        }
+        const __half2 level = s.levels[field_at(words, record + B * kTriplets + kLeftoverBits * (i - 3 * kTriplets), kLeftoverBits)];
+        const std::uint32_t both = *reinterpret_cast<const std::uint32_t*>(&level);
+        hi = both;
+        lo = both >> 16;
     }
-    /// One coordinate decoded on its own (the tails).
-    __device__ static __half coordinate(const Tables& s, const std::uint32_t* words, int record, int i) {
-        if (i < 3 * kTriplets) return component(s.points[field_at(words, record + B * (i / 3), B)], i % 3);
-        return s.levels[field_at(words, record + B * kTriplets + kLeftoverBits * (i - 3 * kTriplets), kLeftoverBits)];
-    }
-    template <int Triplets, int Tail>
-    __device__ static void slots(const Tables& s, const std::uint32_t* words, int record, int first_triplet,
-                                 int first_tail, __half (&v)[3 * Triplets + Tail]) {
+
+    /// The words holding slots [0, 3·Triplets + Tail) of one key: slot s in half high_half(s) of
+    /// hi[s] (and lo[s] for the low-order parts, when WithLow).
+    template <int Triplets, int Tail, bool WithLow>
+    __device__ static void slot_words(const Tables& s, const std::uint32_t* words, int record, int first_triplet,
+                                      int first_tail, std::uint32_t (&hi)[3 * Triplets + Tail],
+                                      std::uint32_t (&lo)[3 * Triplets + Tail]) {
         std::uint32_t codes[Triplets];
         fields_at<Triplets, B>(words, record + B * first_triplet, codes);
 #pragma unroll
         for (int m = 0; m < Triplets; ++m) {
-            const uint2 p = s.points[codes[m]];
-            v[3 * m] = component(p, 0);
-            v[3 * m + 1] = component(p, 1);
-            v[3 * m + 2] = component(p, 2);
+            if constexpr (WithLow) {
+                const uint4 p = s.points[codes[m]];
+                hi[3 * m] = hi[3 * m + 1] = p.x;
+                hi[3 * m + 2] = p.y;
+                lo[3 * m] = lo[3 * m + 1] = p.z;
+                lo[3 * m + 2] = p.w;
+            } else {
+                const uint2 p = *reinterpret_cast<const uint2*>(&s.points[codes[m]]);
+                hi[3 * m] = hi[3 * m + 1] = p.x;
+                hi[3 * m + 2] = p.y;
+            }
         }
 #pragma unroll
-        for (int r = 0; r < Tail; ++r) v[3 * Triplets + r] = coordinate(s, words, record, first_tail + r);
+        for (int r = 0; r < Tail; ++r) coordinate(s, words, record, first_tail + r, hi[3 * Triplets + r], lo[3 * Triplets + r]);
     }
 
     __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t,
-                                         std::uint32_t (&b)[D / 16][2]) {
-        __half v[kKeySlots];
-        slots<kKeyTriplets, kKeyTail>(s, words, record, kKeyTriplets * t, 12 * kKeyTriplets + kKeyTail * t, v);
+                                         std::uint32_t (&hi)[D / 16][2], std::uint32_t (&lo)[D / 16][2]) {
+        std::uint32_t h[kKeySlots], l[kKeySlots];
+        slot_words<kKeyTriplets, kKeyTail, true>(s, words, record, kKeyTriplets * t, 12 * kKeyTriplets + kKeyTail * t, h, l);
 #pragma unroll
-        for (int j = 0; j < D / 16; ++j) {
-            b[j][0] = pack_halves(v[4 * j], v[4 * j + 1]);
-            b[j][1] = pack_halves(v[4 * j + 2], v[4 * j + 3]);
-        }
+        for (int j = 0; j < D / 16; ++j)
+#pragma unroll
+            for (int k = 0; k < 2; ++k) {
+                constexpr int kT = kKeyTriplets;
+                const int s0 = 4 * j + 2 * k, s1 = s0 + 1;
+                const bool same = s0 < 3 * kT && s0 % 3 == 0;  // components x, y of one point
+                hi[j][k] = join_halves(h[s0], high_half<kT>(s0), h[s1], high_half<kT>(s1), same);
+                lo[j][k] = join_halves(l[s0], high_half<kT>(s0), l[s1], high_half<kT>(s1), same);
+            }
     }
-    __device__ static void value_halves(const Tables& s, const std::uint32_t* words, int record, int g,
-                                        __half (&v)[D / 8]) {
-        slots<kValueTriplets, kValueTail>(s, words, record, kValueTriplets * g, 24 * kValueTriplets + kValueTail * g, v);
+
+    __device__ static void value_fragments(const Tables& s, const std::uint32_t* words, int record_bits, int g, int t,
+                                           std::uint32_t (&b)[D / 8][2]) {
+        constexpr int kT = kValueTriplets;
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+            std::uint32_t first[kValueSlots], second[kValueSlots], unused[kValueSlots];
+            const int token = 2 * t + 8 * k;
+            slot_words<kT, kValueTail, false>(s, words, token * record_bits, kT * g, 24 * kT + kValueTail * g, first, unused);
+            slot_words<kT, kValueTail, false>(s, words, (token + 1) * record_bits, kT * g, 24 * kT + kValueTail * g, second,
+                                              unused);
+#pragma unroll
+            for (int c = 0; c < kValueSlots; ++c)
+                b[c][k] = join_halves(first[c], high_half<kT>(c), second[c], high_half<kT>(c), false);
+        }
     }
 };
 
@@ -244,17 +314,50 @@ __device__ inline void prepare_queries(float (*rotated)[D], float* scale, const 
     }
 }
 
-/// A operands of S = Q·Kᵀ for lane (g, t): rows g and g + 8 of the rotated queries at the lane's key slots.
-template <class Fragments, int D>
-__device__ inline void query_fragments(const float (*rotated)[D], int g, int t, std::uint32_t (&a)[D / 16][4]) {
+/// A operands of S = Q·Kᵀ for lane (g, t), split as q = hi + lo: rows g (and g + 8 when Halves = 2)
+/// of the rotated queries at the lane's key slots.
+template <class Fragments, int D, int Halves>
+__device__ inline void query_fragments(const float (*rotated)[D], int g, int t, std::uint32_t (&hi)[D / 16][2 * Halves],
+                                       std::uint32_t (&lo)[D / 16][2 * Halves]) {
+#pragma unroll
+    for (int j = 0; j < D / 16; ++j)
+#pragma unroll
+        for (int k = 0; k < 2; ++k)
+#pragma unroll
+            for (int h = 0; h < Halves; ++h) {
+                const int row = g + 8 * h;
+                const float v0 = rotated[row][Fragments::key_coordinate(t, 4 * j + 2 * k)];
+                const float v1 = rotated[row][Fragments::key_coordinate(t, 4 * j + 2 * k + 1)];
+                const __half h0 = __float2half_rn(v0), h1 = __float2half_rn(v1);
+                // Register order of mma_16816<Halves>: (k-low rows…, k-high rows…).
+                hi[j][k * Halves + h] = pack_halves(h0, h1);
+                lo[j][k * Halves + h] = pack_halves(__float2half_rn(v0 - __half2float(h0)), __float2half_rn(v1 - __half2float(h1)));
+            }
+}
+
+/// s += (q_hi + q_lo)·(k_hi + k_lo), dropping q_lo·k_lo (2^-22 relative); with Compensated = false,
+/// s += q_hi·k_hi alone (2^-12). The products go to independent accumulators, summed at the end, so
+/// that consecutive mma instructions do not wait on each other.
+template <int D, int Halves, bool Compensated>
+__device__ inline void scores_from_fragments(float (&s)[2 * Halves], const std::uint32_t (&q_hi)[D / 16][2 * Halves],
+                                             const std::uint32_t (&q_lo)[D / 16][2 * Halves],
+                                             const std::uint32_t (&k_hi)[D / 16][2], const std::uint32_t (&k_lo)[D / 16][2]) {
+    constexpr int kChains = Compensated ? 6 : 2;
+    float part[kChains][2 * Halves] = {};
 #pragma unroll
     for (int j = 0; j < D / 16; ++j) {
-        const int c0 = Fragments::key_coordinate(t, 4 * j), c1 = Fragments::key_coordinate(t, 4 * j + 1);
-        const int c2 = Fragments::key_coordinate(t, 4 * j + 2), c3 = Fragments::key_coordinate(t, 4 * j + 3);
-        a[j][0] = pack_halves(__float2half_rn(rotated[g][c0]), __float2half_rn(rotated[g][c1]));
-        a[j][1] = pack_halves(__float2half_rn(rotated[g + 8][c0]), __float2half_rn(rotated[g + 8][c1]));
-        a[j][2] = pack_halves(__float2half_rn(rotated[g][c2]), __float2half_rn(rotated[g][c3]));
-        a[j][3] = pack_halves(__float2half_rn(rotated[g + 8][c2]), __float2half_rn(rotated[g + 8][c3]));
+        mma_16816<Halves>(part[j % 2], q_hi[j], k_hi[j][0], k_hi[j][1]);
+        if constexpr (Compensated) {
+            mma_16816<Halves>(part[2 + j % 2], q_lo[j], k_hi[j][0], k_hi[j][1]);
+            mma_16816<Halves>(part[4 + j % 2], q_hi[j], k_lo[j][0], k_lo[j][1]);
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < 2 * Halves; ++k) {
+        float low = 0.0f;
+#pragma unroll
+        for (int chain = 2; chain < kChains; ++chain) low += part[chain][k];
+        s[k] += (part[0][k] + part[1][k]) + low;
     }
 }
 

@@ -42,7 +42,7 @@ __host__ __device__ inline int fused_prefix_bytes() {
     return round_up_16(static_cast<int>(sizeof(typename Fragments::Tables))) + 16 * D * 4 + 16 * 4;
 }
 
-template <class Fragments, int D, int Warps, int Stages>
+template <class Fragments, int D, int Halves, int Warps, int Stages>
 __global__ void __launch_bounds__(32 * Warps)
     scores_kernel(CodecView c, const float* q, const std::uint8_t* cache, CacheShape shape, int tokens_per_block,
                   float* out) {
@@ -52,9 +52,10 @@ __global__ void __launch_bounds__(32 * Warps)
     float* query_scale = reinterpret_cast<float*>(rotated + 16);
     std::uint8_t* staging = reinterpret_cast<std::uint8_t*>(query_scale + 16);
 
-    const int group = shape.q_heads / shape.kv_heads, chunks = (group + 15) / 16;
+    constexpr int kRows = 8 * Halves;
+    const int group = shape.q_heads / shape.kv_heads, chunks = (group + kRows - 1) / kRows;
     const int kv_head = static_cast<int>(blockIdx.y) / chunks, chunk = static_cast<int>(blockIdx.y) % chunks;
-    const int first_head = kv_head * group + chunk * 16, rows = min(16, group - chunk * 16);
+    const int first_head = kv_head * group + chunk * kRows, rows = min(kRows, group - chunk * kRows);
     const int b = static_cast<int>(blockIdx.z), length = shape.lengths[b];
     const int start = static_cast<int>(blockIdx.x) * tokens_per_block, end = min(start + tokens_per_block, length);
     if (start >= end) return;
@@ -65,17 +66,18 @@ __global__ void __launch_bounds__(32 * Warps)
     __syncthreads();
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     const int g = lane / 4, t = lane % 4;
-    std::uint32_t a[D / 16][4];
-    query_fragments<Fragments, D>(rotated, g, t, a);
-    const float scale_lo = query_scale[g], scale_hi = query_scale[g + 8];
+    std::uint32_t q_hi[D / 16][2 * Halves], q_lo[D / 16][2 * Halves];
+    query_fragments<Fragments, D, Halves>(rotated, g, t, q_hi, q_lo);
+    float row_scale[Halves];
+#pragma unroll
+    for (int h = 0; h < Halves; ++h) row_scale[h] = query_scale[g + 8 * h];
 
     const int rb = c.record_bytes, tile = tile_bytes(rb);
     const int tiles = (end - start + kTileTokens - 1) / kTileTokens;
     const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;
     const std::uint8_t* records = cache + (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity * rb;
     std::uint8_t* mine = staging + warp * Stages * tile;
-    float* out_lo = out + (static_cast<long long>(b) * shape.q_heads + first_head + g) * shape.max_length;
-    float* out_hi = out_lo + 8LL * shape.max_length;
+    float* out_rows = out + (static_cast<long long>(b) * shape.q_heads + first_head + g) * shape.max_length;
 
     warp_pipeline<Stages>(
         my_tiles,
@@ -88,21 +90,31 @@ __global__ void __launch_bounds__(32 * Warps)
             const auto* words = reinterpret_cast<const std::uint32_t*>(mine + stage * tile);
 #pragma unroll
             for (int half_tile = 0; half_tile < 2; ++half_tile) {
-                std::uint32_t bk[D / 16][2];
-                Fragments::key_fragments(tables, words, (half_tile * 8 + g) * rb * 8, t, bk);
-                float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-                for (int j = 0; j < D / 16; ++j) mma_16816(s, a[j], bk[j][0], bk[j][1]);
+                std::uint32_t k_hi[D / 16][2], k_lo[D / 16][2];
+                Fragments::key_fragments(tables, words, (half_tile * 8 + g) * rb * 8, t, k_hi, k_lo);
+                float s[2 * Halves] = {};
+                scores_from_fragments<D, Halves, false>(s, q_hi, q_lo, k_hi, k_lo);
 #pragma unroll
                 for (int k = 0; k < 2; ++k) {
                     const int token = half_tile * 8 + 2 * t + k;
                     if (first + token >= end) continue;
                     const float norm = norm_at(words, token * rb, c.code_bytes, c.norm_fp16);
-                    if (g < rows) out_lo[first + token] = s[k] * scale_lo * norm;
-                    if (g + 8 < rows) out_hi[first + token] = s[2 + k] * scale_hi * norm;
+#pragma unroll
+                    for (int h = 0; h < Halves; ++h)
+                        if (g + 8 * h < rows) out_rows[8LL * h * shape.max_length + first + token] = s[2 * h + k] * row_scale[h] * norm;
                 }
             }
         });
+}
+
+/// Runs f.template operator()<Fragments, Halves>() for the codec and the group size (Halves = 1 for
+/// groups of up to 8 query heads per KV head, 2 beyond).
+template <class F>
+bool with_kernel_shape(const CodecView& c, int group, F&& f) {
+    return with_fragments(c, [&]<class Fragments>() {
+        if (group <= 8) f.template operator()<Fragments, 1>();
+        else f.template operator()<Fragments, 2>();
+    });
 }
 
 }  // namespace detail
@@ -117,22 +129,23 @@ inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* 
     octopus::detail::require(q != nullptr && out != nullptr, "octopus::cuda::scores: null query or output pointer");
     if (shape.max_length == 0) return;
     const CodecView& c = keys.view();
-    const bool found = detail::with_fragments(c, [&]<class Fragments>() {
+    const int group = shape.q_heads / shape.kv_heads;
+    const bool found = detail::with_kernel_shape(c, group, [&]<class Fragments, int Halves>() {
         constexpr int D = Fragments::kKeySlots * 4;
         constexpr int W = detail::kScoreWarps, S = detail::kScoreStages;
-        auto kernel = detail::scores_kernel<Fragments, D, W, S>;
+        auto kernel = detail::scores_kernel<Fragments, D, Halves, W, S>;
         const int smem = detail::fused_prefix_bytes<Fragments, D>() + W * S * detail::tile_bytes(c.record_bytes);
         OCTOPUS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
         // Enough blocks for about four per multiprocessor, each at least one tile per warp.
-        const int group = shape.q_heads / shape.kv_heads;
-        const long long rows_of_blocks = static_cast<long long>(shape.batch) * shape.kv_heads * ((group + 15) / 16);
+        const int chunks = (group + 8 * Halves - 1) / (8 * Halves);
+        const long long rows_of_blocks = static_cast<long long>(shape.batch) * shape.kv_heads * chunks;
         const long long wanted = 4LL * detail::multiprocessors();
         const long long per_block = (shape.max_length * rows_of_blocks + wanted - 1) / wanted;
         const int tokens_per_block = static_cast<int>(std::clamp<long long>(
             (per_block + W * detail::kTileTokens - 1) / (W * detail::kTileTokens) * (W * detail::kTileTokens),
             W * detail::kTileTokens, W * detail::kScoreTilesPerWarp * detail::kTileTokens));
         const dim3 grid(static_cast<unsigned>((shape.max_length + tokens_per_block - 1) / tokens_per_block),
-                        static_cast<unsigned>(shape.kv_heads * ((group + 15) / 16)), static_cast<unsigned>(shape.batch));
+                        static_cast<unsigned>(shape.kv_heads * chunks), static_cast<unsigned>(shape.batch));
         kernel<<<grid, 32 * W, smem, stream>>>(c, q, cache, shape, tokens_per_block, out);
         OCTOPUS_CUDA_CHECK(cudaGetLastError());
     });
