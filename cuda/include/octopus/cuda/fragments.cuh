@@ -78,19 +78,25 @@ struct TurboQuantFragments {
     __device__ static int key_coordinate(int t, int slot) { return t * kKeySlots + slot; }
     __device__ static int value_coordinate(int g, int slot) { return g * kValueSlots + slot; }
 
-    /// B operands of S = Q·Kᵀ (hi and lo parts) for the key whose record starts at bit `record`.
+    /// B operands of S = Q·Kᵀ for the key whose record starts at bit `record`: hi parts, and lo parts
+    /// when WithLow (otherwise lo is left alone and only 4 bytes per pair are gathered).
+    template <bool WithLow>
     __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t,
                                          std::uint32_t (&hi)[D / 16][2], std::uint32_t (&lo)[D / 16][2]) {
         std::uint32_t pairs[D / 8];
         fields_at<D / 8, 2 * Bits>(words, record + t * kKeySlots * Bits, pairs);
 #pragma unroll
-        for (int j = 0; j < D / 16; ++j) {
-            const uint2 first = s.pairs[pairs[2 * j]], second = s.pairs[pairs[2 * j + 1]];
-            hi[j][0] = first.x;
-            lo[j][0] = first.y;
-            hi[j][1] = second.x;
-            lo[j][1] = second.y;
-        }
+        for (int j = 0; j < D / 16; ++j)
+#pragma unroll
+            for (int k = 0; k < 2; ++k) {
+                if constexpr (WithLow) {
+                    const uint2 pair = s.pairs[pairs[2 * j + k]];
+                    hi[j][k] = pair.x;
+                    lo[j][k] = pair.y;
+                } else {
+                    hi[j][k] = reinterpret_cast<const std::uint32_t*>(s.pairs)[2 * pairs[2 * j + k]];
+                }
+            }
     }
     /// B operands of O = P·V for lane (g, t): b[c][0] pairs tokens 2t, 2t+1 at value slot c, b[c][1]
     /// tokens 2t+8, 2t+9. Tokens' records start `record_bits` apart.
@@ -184,10 +190,11 @@ struct OctopusFragments {
         for (int r = 0; r < Tail; ++r) coordinate(s, words, record, first_tail + r, hi[3 * Triplets + r], lo[3 * Triplets + r]);
     }
 
+    template <bool WithLow>
     __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t,
                                          std::uint32_t (&hi)[D / 16][2], std::uint32_t (&lo)[D / 16][2]) {
         std::uint32_t h[kKeySlots], l[kKeySlots];
-        slot_words<kKeyTriplets, kKeyTail, true>(s, words, record, kKeyTriplets * t, 12 * kKeyTriplets + kKeyTail * t, h, l);
+        slot_words<kKeyTriplets, kKeyTail, WithLow>(s, words, record, kKeyTriplets * t, 12 * kKeyTriplets + kKeyTail * t, h, l);
 #pragma unroll
         for (int j = 0; j < D / 16; ++j)
 #pragma unroll
@@ -196,7 +203,7 @@ struct OctopusFragments {
                 const int s0 = 4 * j + 2 * k, s1 = s0 + 1;
                 const bool same = s0 < 3 * kT && s0 % 3 == 0;  // components x, y of one point
                 hi[j][k] = join_halves(h[s0], high_half<kT>(s0), h[s1], high_half<kT>(s1), same);
-                lo[j][k] = join_halves(l[s0], high_half<kT>(s0), l[s1], high_half<kT>(s1), same);
+                if constexpr (WithLow) lo[j][k] = join_halves(l[s0], high_half<kT>(s0), l[s1], high_half<kT>(s1), same);
             }
     }
 

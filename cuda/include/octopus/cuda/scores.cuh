@@ -91,7 +91,7 @@ __global__ void __launch_bounds__(32 * Warps)
 #pragma unroll
             for (int half_tile = 0; half_tile < 2; ++half_tile) {
                 std::uint32_t k_hi[D / 16][2], k_lo[D / 16][2];
-                Fragments::key_fragments(tables, words, (half_tile * 8 + g) * rb * 8, t, k_hi, k_lo);
+                Fragments::template key_fragments<false>(tables, words, (half_tile * 8 + g) * rb * 8, t, k_hi, k_lo);
                 float s[2 * Halves] = {};
                 scores_from_fragments<D, Halves, false>(s, q_hi, q_lo, k_hi, k_lo);
 #pragma unroll
