@@ -115,7 +115,7 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
                               p.q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows, p.keys.signs,
                               p.scale_log2);
     __syncthreads();
-    std::uint32_t q_hi[D / 16][2 * Halves], q_lo[D / 16][2 * Halves];
+    std::uint32_t q_hi[D / 16][4], q_lo[D / 16][4];
     query_fragments<Fragments, D, Halves>(rotated, g, t, q_hi, q_lo);
     float row_scale[Halves];
 #pragma unroll
@@ -134,6 +134,8 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
 #pragma unroll
         for (int k = 0; k < 2 * Halves; ++k) acc[c][k] = 0.0f;
 
+    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(t);
+    const typename Fragments::ValuePlan value_plan = Fragments::value_plan(g);
     const int kb = p.keys.record_bytes, vb = p.values.record_bytes;
     const int key_tile = tile_bytes(kb), value_tile = tile_bytes(vb), stage_bytes = key_tile + value_tile;
     const int tiles = end > start ? (end - start + kTileTokens - 1) / kTileTokens : 0;
@@ -160,7 +162,7 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
 #pragma unroll
             for (int half_tile = 0; half_tile < 2; ++half_tile) {
                 std::uint32_t k_hi[D / 16][2], k_lo[D / 16][2];
-                Fragments::template key_fragments<true>(tables, key_words, (half_tile * 8 + g) * kb * 8, t, k_hi, k_lo);
+                Fragments::template key_fragments<true>(tables, key_words, (half_tile * 8 + g) * kb * 8, t, key_plan, k_hi, k_lo);
 #pragma unroll
                 for (int k = 0; k < 2 * Halves; ++k) s[half_tile][k] = 0.0f;
                 scores_from_fragments<D, Halves, true>(s[half_tile], q_hi, q_lo, k_hi, k_lo);
@@ -215,7 +217,7 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
                     pw[half_tile * Halves + h] = pack_halves(__float2half_rn(w[half_tile][2 * h] * value_norm[half_tile][0]),
                                                              __float2half_rn(w[half_tile][2 * h + 1] * value_norm[half_tile][1]));
             std::uint32_t v[D / 8][2];
-            Fragments::value_fragments(tables, value_words, vb * 8, g, t, v);
+            Fragments::value_fragments(tables, value_words, vb * 8, g, t, value_plan, v);
 #pragma unroll
             for (int c = 0; c < D / 8; ++c) mma_16816<Halves>(acc[c], pw, v[c][0], v[c][1]);
         });

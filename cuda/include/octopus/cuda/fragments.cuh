@@ -46,18 +46,18 @@ template <int Halves>
 __device__ inline void mma_16816(float (&c)[2 * Halves], const std::uint32_t (&a)[2 * Halves], std::uint32_t b0,
                                  std::uint32_t b1) {
     if constexpr (Halves == 2) {
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
             "{%0, %1, %2, %3};\n"
             : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
     } else {
-        float unused0 = 0.0f, unused1 = 0.0f;
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-            "{%0, %1, %2, %3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(unused0), "+f"(unused1)
-            : "r"(a[0]), "r"(0u), "r"(a[1]), "r"(0u), "r"(b0), "r"(b1));
+        // Rows g + 8 are zero in, and their results are written to registers nobody reads (D and C are
+        // separate operands), so nothing has to be re-zeroed between calls.
+        float dead0, dead1;
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %5}, {%7, %8}, "
+            "{%0, %1, %9, %9};\n"
+            : "+f"(c[0]), "+f"(c[1]), "=f"(dead0), "=f"(dead1)
+            : "r"(a[0]), "r"(0u), "r"(a[1]), "r"(b0), "r"(b1), "f"(0.0f));
     }
 }
 
@@ -77,11 +77,15 @@ struct TurboQuantFragments {
     }
     __device__ static int key_coordinate(int t, int slot) { return t * kKeySlots + slot; }
     __device__ static int value_coordinate(int g, int slot) { return g * kValueSlots + slot; }
+    struct KeyPlan {};  // every lane's slots are whole codes: no tails
+    using ValuePlan = KeyPlan;
+    __device__ static KeyPlan key_plan(int) { return {}; }
+    __device__ static ValuePlan value_plan(int) { return {}; }
 
     /// B operands of S = Q·Kᵀ for the key whose record starts at bit `record`: hi parts, and lo parts
     /// when WithLow (otherwise lo is left alone and only 4 bytes per pair are gathered).
     template <bool WithLow>
-    __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t,
+    __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t, const KeyPlan&,
                                          std::uint32_t (&hi)[D / 16][2], std::uint32_t (&lo)[D / 16][2]) {
         std::uint32_t pairs[D / 8];
         fields_at<D / 8, 2 * Bits>(words, record + t * kKeySlots * Bits, pairs);
@@ -101,7 +105,7 @@ struct TurboQuantFragments {
     /// B operands of O = P·V for lane (g, t): b[c][0] pairs tokens 2t, 2t+1 at value slot c, b[c][1]
     /// tokens 2t+8, 2t+9. Tokens' records start `record_bits` apart.
     __device__ static void value_fragments(const Tables& s, const std::uint32_t* words, int record_bits, int g, int t,
-                                           std::uint32_t (&b)[D / 8][2]) {
+                                           const ValuePlan&, std::uint32_t (&b)[D / 8][2]) {
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
             std::uint32_t first[D / 8], second[D / 8];
@@ -118,23 +122,37 @@ struct TurboQuantFragments {
 /// kValueTriplets of them, consecutive), then a short tail covering the last triplets and the d mod 3
 /// leftovers, read coordinate by coordinate. Slot s of the triplet part is component s mod 3 of a
 /// point, so which half of which point word it sits in is known at compile time and operands are
-/// assembled with one byte permute per word.
+/// assembled with one byte permute per word. The tail slots differ from lane to lane; their bit
+/// offsets, widths and components are worked out once per kernel (TailPlan), so decoding them in the
+/// loop takes no branches: the leftover levels sit after the points in one table.
 template <int D, int B>
 struct OctopusFragments {
     static constexpr int kTriplets = D / 3, kLeftoverBits = B / 3 > 1 ? B / 3 : 1;
     static constexpr int kKeySlots = D / 4, kKeyTriplets = D / 12, kKeyTail = kKeySlots - 3 * kKeyTriplets;
     static constexpr int kValueSlots = D / 8, kValueTriplets = D / 24, kValueTail = kValueSlots - 3 * kValueTriplets;
     struct Tables {
-        uint4 points[1 << B];
-        __half2 levels[1 << kLeftoverBits];
+        uint4 points[(1 << B) + (1 << kLeftoverBits)];  // then the leftover levels as (hi, 0 | lo, 0)
     };
+    /// Where each tail slot of one lane comes from, relative to a record's first bit.
+    template <int Tail>
+    struct TailPlan {
+        int offset[Tail];
+        std::uint32_t mask[Tail];
+        int entry[Tail];      // index of the table's first entry for this slot: 0, or 2^B for leftovers
+        int component[Tail];  // 0, 1, 2: x, y, z of a point (a leftover level is component 0)
+    };
+    using KeyPlan = TailPlan<kKeyTail>;
+    using ValuePlan = TailPlan<kValueTail>;
     static bool matches(const CodecView& c) {
         return c.scheme == Scheme::octopus && c.bits == B && c.dim == D && c.leftover_bits == kLeftoverBits;
     }
 
     __device__ static void load(Tables& s, const CodecView& c, int thread, int threads) {
         for (int i = thread; i < (1 << B); i += threads) s.points[i] = c.points[i];
-        for (int i = thread; i < (1 << kLeftoverBits); i += threads) s.levels[i] = c.scalar_levels[i];
+        for (int i = thread; i < (1 << kLeftoverBits); i += threads) {
+            const std::uint32_t both = *reinterpret_cast<const std::uint32_t*>(&c.scalar_levels[i]);
+            s.points[(1 << B) + i] = uint4{both & 0xffffu, 0u, both >> 16, 0u};
+        }
     }
     __device__ static int key_coordinate(int t, int slot) {
         return slot < 3 * kKeyTriplets ? 3 * kKeyTriplets * t + slot : 12 * kKeyTriplets + kKeyTail * t + slot - 3 * kKeyTriplets;
@@ -144,31 +162,32 @@ struct OctopusFragments {
                                          : 24 * kValueTriplets + kValueTail * g + slot - 3 * kValueTriplets;
     }
 
+    template <int Tail>
+    __device__ static TailPlan<Tail> plan(int first_coordinate) {
+        TailPlan<Tail> p;
+#pragma unroll
+        for (int r = 0; r < Tail; ++r) {
+            const int i = first_coordinate + r;
+            const bool leftover = i >= 3 * kTriplets;
+            p.offset[r] = leftover ? B * kTriplets + kLeftoverBits * (i - 3 * kTriplets) : B * (i / 3);
+            p.mask[r] = leftover ? (1u << kLeftoverBits) - 1u : (1u << B) - 1u;
+            p.entry[r] = leftover ? 1 << B : 0;
+            p.component[r] = leftover ? 0 : i % 3;
+        }
+        return p;
+    }
+    __device__ static KeyPlan key_plan(int t) { return plan<kKeyTail>(12 * kKeyTriplets + kKeyTail * t); }
+    __device__ static ValuePlan value_plan(int g) { return plan<kValueTail>(24 * kValueTriplets + kValueTail * g); }
+
     /// Whether slot s (of a run with `Triplets` triplets first) sits in the high half of its word.
     template <int Triplets>
     __device__ static constexpr bool high_half(int s) { return s < 3 * Triplets && s % 3 == 1; }
-
-    /// One coordinate decoded on its own (the tails): hi and lo halves, each in the low half of a word.
-    __device__ static void coordinate(const Tables& s, const std::uint32_t* words, int record, int i, std::uint32_t& hi,
-                                      std::uint32_t& lo) {
-        if (i < 3 * kTriplets) {
-            const uint4 p = s.points[field_at(words, record + B * (i / 3), B)];
-            const int k = i % 3;
-            hi = k == 0 ? p.x : k == 1 ? p.x >> 16 : p.y;
-            lo = k == 0 ? p.z : k == 1 ? p.z >> 16 : p.w;
-            return;
-        }
-        const __half2 level = s.levels[field_at(words, record + B * kTriplets + kLeftoverBits * (i - 3 * kTriplets), kLeftoverBits)];
-        const std::uint32_t both = *reinterpret_cast<const std::uint32_t*>(&level);
-        hi = both;
-        lo = both >> 16;
-    }
 
     /// The words holding slots [0, 3·Triplets + Tail) of one key: slot s in half high_half(s) of
     /// hi[s] (and lo[s] for the low-order parts, when WithLow).
     template <int Triplets, int Tail, bool WithLow>
     __device__ static void slot_words(const Tables& s, const std::uint32_t* words, int record, int first_triplet,
-                                      int first_tail, std::uint32_t (&hi)[3 * Triplets + Tail],
+                                      const TailPlan<Tail>& tail, std::uint32_t (&hi)[3 * Triplets + Tail],
                                       std::uint32_t (&lo)[3 * Triplets + Tail]) {
         std::uint32_t codes[Triplets];
         fields_at<Triplets, B>(words, record + B * first_triplet, codes);
@@ -187,14 +206,29 @@ struct OctopusFragments {
             }
         }
 #pragma unroll
-        for (int r = 0; r < Tail; ++r) coordinate(s, words, record, first_tail + r, hi[3 * Triplets + r], lo[3 * Triplets + r]);
+        for (int r = 0; r < Tail; ++r) {
+            const int position = record + tail.offset[r];
+            const std::uint32_t low_word = words[position >> 5], high_word = words[(position >> 5) + 1];
+            const std::uint32_t code = __funnelshift_r(low_word, high_word, static_cast<unsigned>(position & 31)) & tail.mask[r];
+            const int k = tail.component[r];
+            if constexpr (WithLow) {
+                const uint4 p = s.points[tail.entry[r] + code];
+                hi[3 * Triplets + r] = k == 2 ? p.y : k == 1 ? p.x >> 16 : p.x;
+                lo[3 * Triplets + r] = k == 2 ? p.w : k == 1 ? p.z >> 16 : p.z;
+            } else {
+                const uint2 p = *reinterpret_cast<const uint2*>(&s.points[tail.entry[r] + code]);
+                hi[3 * Triplets + r] = k == 2 ? p.y : k == 1 ? p.x >> 16 : p.x;
+            }
+        }
     }
 
+    /// B operands of S = Q·Kᵀ for the key whose record starts at bit `record`: hi parts, and lo parts
+    /// when WithLow.
     template <bool WithLow>
     __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t,
-                                         std::uint32_t (&hi)[D / 16][2], std::uint32_t (&lo)[D / 16][2]) {
+                                         const KeyPlan& tail, std::uint32_t (&hi)[D / 16][2], std::uint32_t (&lo)[D / 16][2]) {
         std::uint32_t h[kKeySlots], l[kKeySlots];
-        slot_words<kKeyTriplets, kKeyTail, WithLow>(s, words, record, kKeyTriplets * t, 12 * kKeyTriplets + kKeyTail * t, h, l);
+        slot_words<kKeyTriplets, kKeyTail, WithLow>(s, words, record, kKeyTriplets * t, tail, h, l);
 #pragma unroll
         for (int j = 0; j < D / 16; ++j)
 #pragma unroll
@@ -207,16 +241,17 @@ struct OctopusFragments {
             }
     }
 
+    /// B operands of O = P·V for lane (g, t): b[c][0] pairs tokens 2t, 2t+1 at value slot c, b[c][1]
+    /// tokens 2t+8, 2t+9. Tokens' records start `record_bits` apart.
     __device__ static void value_fragments(const Tables& s, const std::uint32_t* words, int record_bits, int g, int t,
-                                           std::uint32_t (&b)[D / 8][2]) {
+                                           const ValuePlan& tail, std::uint32_t (&b)[D / 8][2]) {
         constexpr int kT = kValueTriplets;
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
             std::uint32_t first[kValueSlots], second[kValueSlots], unused[kValueSlots];
             const int token = 2 * t + 8 * k;
-            slot_words<kT, kValueTail, false>(s, words, token * record_bits, kT * g, 24 * kT + kValueTail * g, first, unused);
-            slot_words<kT, kValueTail, false>(s, words, (token + 1) * record_bits, kT * g, 24 * kT + kValueTail * g, second,
-                                              unused);
+            slot_words<kT, kValueTail, false>(s, words, token * record_bits, kT * g, tail, first, unused);
+            slot_words<kT, kValueTail, false>(s, words, (token + 1) * record_bits, kT * g, tail, second, unused);
 #pragma unroll
             for (int c = 0; c < kValueSlots; ++c)
                 b[c][k] = join_halves(first[c], high_half<kT>(c), second[c], high_half<kT>(c), false);
@@ -321,11 +356,12 @@ __device__ inline void prepare_queries(float (*rotated)[D], float* scale, const 
     }
 }
 
-/// A operands of S = Q·Kᵀ for lane (g, t), split as q = hi + lo: rows g (and g + 8 when Halves = 2)
-/// of the rotated queries at the lane's key slots.
+/// A operands of S = Q·Kᵀ for lane (g, t), the query split as q = hi + lo (each fp16). Halves = 2:
+/// rows g and g + 8 are two heads, `hi` and `lo` their parts. Halves = 1 (≤ 8 heads): rows g + 8 carry
+/// the lo part of head g's row, so one mma gives hi·k and lo·k side by side; `lo` is unused.
 template <class Fragments, int D, int Halves>
-__device__ inline void query_fragments(const float (*rotated)[D], int g, int t, std::uint32_t (&hi)[D / 16][2 * Halves],
-                                       std::uint32_t (&lo)[D / 16][2 * Halves]) {
+__device__ inline void query_fragments(const float (*rotated)[D], int g, int t, std::uint32_t (&hi)[D / 16][4],
+                                       std::uint32_t (&lo)[D / 16][4]) {
 #pragma unroll
     for (int j = 0; j < D / 16; ++j)
 #pragma unroll
@@ -336,35 +372,57 @@ __device__ inline void query_fragments(const float (*rotated)[D], int g, int t, 
                 const float v0 = rotated[row][Fragments::key_coordinate(t, 4 * j + 2 * k)];
                 const float v1 = rotated[row][Fragments::key_coordinate(t, 4 * j + 2 * k + 1)];
                 const __half h0 = __float2half_rn(v0), h1 = __float2half_rn(v1);
-                // Register order of mma_16816<Halves>: (k-low rows…, k-high rows…).
-                hi[j][k * Halves + h] = pack_halves(h0, h1);
-                lo[j][k * Halves + h] = pack_halves(__float2half_rn(v0 - __half2float(h0)), __float2half_rn(v1 - __half2float(h1)));
+                const std::uint32_t high = pack_halves(h0, h1);
+                const std::uint32_t low = pack_halves(__float2half_rn(v0 - __half2float(h0)), __float2half_rn(v1 - __half2float(h1)));
+                // Register order of the m16n8k16 A operand: (row g, k-low), (row g+8, k-low), (row g, k-high), (row g+8, k-high).
+                if constexpr (Halves == 1) {
+                    hi[j][2 * k] = high;
+                    hi[j][2 * k + 1] = low;
+                } else {
+                    hi[j][2 * k + h] = high;
+                    lo[j][2 * k + h] = low;
+                }
             }
 }
 
-/// s += (q_hi + q_lo)·(k_hi + k_lo), dropping q_lo·k_lo (2^-22 relative); with Compensated = false,
-/// s += q_hi·k_hi alone (2^-12). The products go to independent accumulators, summed at the end, so
-/// that consecutive mma instructions do not wait on each other.
+/// s += q·(k_hi + k_lo) with Compensated, q·k_hi without (q enters as hi + lo either way when
+/// Halves = 1; with Halves = 2 the q_lo·k_lo term is dropped, 2^-22 relative). The products go to
+/// independent accumulators, summed at the end, so consecutive mma instructions do not wait on each other.
 template <int D, int Halves, bool Compensated>
-__device__ inline void scores_from_fragments(float (&s)[2 * Halves], const std::uint32_t (&q_hi)[D / 16][2 * Halves],
-                                             const std::uint32_t (&q_lo)[D / 16][2 * Halves],
+__device__ inline void scores_from_fragments(float (&s)[2 * Halves], const std::uint32_t (&q_hi)[D / 16][4],
+                                             const std::uint32_t (&q_lo)[D / 16][4],
                                              const std::uint32_t (&k_hi)[D / 16][2], const std::uint32_t (&k_lo)[D / 16][2]) {
-    constexpr int kChains = Compensated ? 6 : 2;
-    float part[kChains][2 * Halves] = {};
+    if constexpr (Halves == 1) {
+        constexpr int kChains = Compensated ? 4 : 2;
+        float part[kChains][4] = {};
 #pragma unroll
-    for (int j = 0; j < D / 16; ++j) {
-        mma_16816<Halves>(part[j % 2], q_hi[j], k_hi[j][0], k_hi[j][1]);
-        if constexpr (Compensated) {
-            mma_16816<Halves>(part[2 + j % 2], q_lo[j], k_hi[j][0], k_hi[j][1]);
-            mma_16816<Halves>(part[4 + j % 2], q_hi[j], k_lo[j][0], k_lo[j][1]);
+        for (int j = 0; j < D / 16; ++j) {
+            mma_16816<2>(part[j % 2], q_hi[j], k_hi[j][0], k_hi[j][1]);
+            if constexpr (Compensated) mma_16816<2>(part[2 + j % 2], q_hi[j], k_lo[j][0], k_lo[j][1]);
         }
-    }
 #pragma unroll
-    for (int k = 0; k < 2 * Halves; ++k) {
-        float low = 0.0f;
+        for (int k = 0; k < 2; ++k) {
+            float total = 0.0f;
 #pragma unroll
-        for (int chain = 2; chain < kChains; ++chain) low += part[chain][k];
-        s[k] += (part[0][k] + part[1][k]) + low;
+            for (int chain = 0; chain < kChains; ++chain) total += part[chain][k] + part[chain][2 + k];
+            s[k] += total;
+        }
+    } else {
+        constexpr int kChains = Compensated ? 6 : 4;
+        float part[kChains][4] = {};
+#pragma unroll
+        for (int j = 0; j < D / 16; ++j) {
+            mma_16816<2>(part[j % 2], q_hi[j], k_hi[j][0], k_hi[j][1]);
+            mma_16816<2>(part[2 + j % 2], q_lo[j], k_hi[j][0], k_hi[j][1]);
+            if constexpr (Compensated) mma_16816<2>(part[4 + j % 2], q_hi[j], k_lo[j][0], k_lo[j][1]);
+        }
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            float total = 0.0f;
+#pragma unroll
+            for (int chain = 0; chain < kChains; ++chain) total += part[chain][k];
+            s[k] += total;
+        }
     }
 }
 

@@ -66,12 +66,13 @@ __global__ void __launch_bounds__(32 * Warps)
     __syncthreads();
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     const int g = lane / 4, t = lane % 4;
-    std::uint32_t q_hi[D / 16][2 * Halves], q_lo[D / 16][2 * Halves];
+    std::uint32_t q_hi[D / 16][4], q_lo[D / 16][4];
     query_fragments<Fragments, D, Halves>(rotated, g, t, q_hi, q_lo);
     float row_scale[Halves];
 #pragma unroll
     for (int h = 0; h < Halves; ++h) row_scale[h] = query_scale[g + 8 * h];
 
+    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(t);
     const int rb = c.record_bytes, tile = tile_bytes(rb);
     const int tiles = (end - start + kTileTokens - 1) / kTileTokens;
     const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;
@@ -91,7 +92,7 @@ __global__ void __launch_bounds__(32 * Warps)
 #pragma unroll
             for (int half_tile = 0; half_tile < 2; ++half_tile) {
                 std::uint32_t k_hi[D / 16][2], k_lo[D / 16][2];
-                Fragments::template key_fragments<false>(tables, words, (half_tile * 8 + g) * rb * 8, t, k_hi, k_lo);
+                Fragments::template key_fragments<false>(tables, words, (half_tile * 8 + g) * rb * 8, t, key_plan, k_hi, k_lo);
                 float s[2 * Halves] = {};
                 scores_from_fragments<D, Halves, false>(s, q_hi, q_lo, k_hi, k_lo);
 #pragma unroll
