@@ -66,7 +66,7 @@ struct TripletTables {
     std::vector<float> row_table;            // per ring: 2^row_steps − 1
     std::vector<float> column_table;         // per (ring, row slot): 2^column_steps − 1
     std::vector<std::uint32_t> row_base;     // per (ring, row slot): code of the row's first cell
-    std::vector<std::array<float, 3>> points;
+    std::vector<std::array<float, 3>> points;  // fp16-exact (see ScalarQuantizer::with_half_levels)
     double mse = 0.0;  // per triplet, of the double-precision design
     // The same three searches through bucket indexes, for the batched encoder.
     BucketedSearch ring_index, row_index, column_index;
@@ -100,8 +100,9 @@ struct TripletTables {
                 row_base.push_back(book.first_code[k] + static_cast<std::uint32_t>(first));
             }
             for (const auto& p : grid.points)
-                points.push_back({static_cast<float>(book.radius[k] * p[0]), static_cast<float>(book.radius[k] * p[1]),
-                                  static_cast<float>(book.radius[k] * p[2])});
+                points.push_back({to_half_precision(static_cast<float>(book.radius[k] * p[0])),
+                                  to_half_precision(static_cast<float>(book.radius[k] * p[1])),
+                                  to_half_precision(static_cast<float>(book.radius[k] * p[2]))});
         }
         build_bucket_indexes(book);
     }
@@ -268,7 +269,7 @@ public:
         triplets_ = spec.dim / 3;
         leftovers_ = spec.dim % 3;
         leftover_bits_ = std::max(1u, triplet_bits_ / 3);
-        leftover_ = detail::ScalarQuantizer(*coordinate_codebook(spec.dim, std::size_t{1} << leftover_bits_));
+        leftover_ = detail::ScalarQuantizer(*coordinate_codebook(spec.dim, std::size_t{1} << leftover_bits_)).with_half_levels();
         const std::size_t code_bits = triplets_ * triplet_bits_ + leftovers_ * leftover_bits_;
         code_bytes_ = (code_bits + 7) / 8;
         padding_bits_ = static_cast<unsigned>(code_bytes_ * 8 - code_bits);

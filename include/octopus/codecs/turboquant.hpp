@@ -30,7 +30,7 @@ public:
     /// Throws octopus::error for an unsupported dim or bits not in {1, 2, 3, 4}.
     explicit TurboQuant(const CodecSpec& spec)
         : rotation_(spec.dim, spec.seed), norm_format_(spec.norm), bits_(checked_bits(spec.bits)) {
-        quantizer_ = detail::ScalarQuantizer(*coordinate_codebook(spec.dim, std::size_t{1} << bits_));
+        quantizer_ = detail::ScalarQuantizer(*coordinate_codebook(spec.dim, std::size_t{1} << bits_)).with_half_levels();
         code_bytes_ = packed_bytes(spec.dim, bits_);
     }
 
@@ -44,7 +44,7 @@ public:
         std::memcpy(prepared, q, dim() * sizeof(float));
         rotation_.apply(prepared);
     }
-    /// The scalar reconstruction levels (for unit vectors), ascending.
+    /// The scalar reconstruction levels (for unit vectors), ascending; fp16-exact.
     const std::vector<float>& levels() const { return quantizer_.levels; }
     /// The cell boundaries between consecutive levels, ascending: a coordinate's code is how many are ≤ it.
     const std::vector<float>& thresholds() const { return quantizer_.thresholds; }

@@ -161,11 +161,11 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
             float value_norm[2][2];
 #pragma unroll
             for (int half_tile = 0; half_tile < 2; ++half_tile) {
-                std::uint32_t k_hi[D / 16][2], k_lo[D / 16][2];
-                Fragments::template key_fragments<true>(tables, key_words, (half_tile * 8 + g) * kb * 8, t, key_plan, k_hi, k_lo);
+                std::uint32_t key[D / 16][2];
+                Fragments::key_fragments(tables, key_words, (half_tile * 8 + g) * kb * 8, t, key_plan, key);
 #pragma unroll
                 for (int k = 0; k < 2 * Halves; ++k) s[half_tile][k] = 0.0f;
-                scores_from_fragments<D, Halves, true>(s[half_tile], q_hi, q_lo, k_hi, k_lo);
+                scores_from_fragments<D, Halves>(s[half_tile], q_hi, q_lo, key);
 #pragma unroll
                 for (int k = 0; k < 2; ++k) {
                     const int token = half_tile * 8 + 2 * t + k;

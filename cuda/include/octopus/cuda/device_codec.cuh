@@ -1,13 +1,11 @@
 // A CPU codec's tables on the GPU: the same rotation signs, codebooks and search tables the CPU
 // encoder reads (never rebuilt here), copied once into one device allocation.
 //
-// The fused kernels read reconstruction values as fp16 pairs hi + lo (hi = fp16(v), lo = fp16(v − hi)):
-// the tensor cores take fp16 operands, and one fp16 rounding of the keys (2^-12 relative) moves
-// logits of size 30 by ~1e-3, too much for an attention that must match the CPU to 1e-3. Scores use
-// hi and lo (and the query split the same way), so keys and queries enter at ~2^-22; values enter
-// the weighted sum as hi alone, where their rounding averages out. OCTOPUS points are stored as
-// (x, y | z, 0) hi halves then the same lo halves; TurboQuant levels as pairs indexed by two adjacent
-// codes.
+// The fused kernels read reconstruction values as fp16, the tensor cores' operand type. The CPU codecs
+// that the kernels run keep their levels and points fp16-exact (ScalarQuantizer::with_half_levels),
+// so nothing is rounded here and the GPU decodes exactly the CPU's values; DeviceCodec checks that.
+// OCTOPUS points are stored as (x, y | z, 0) halves, the leftover levels as halves; TurboQuant levels
+// as pairs indexed by two adjacent codes.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -41,15 +39,15 @@ struct CodecView {
     const float* signs = nullptr;              // 3·dim: the rotation's rounds, round 0 scaled
     const float* scalar_thresholds = nullptr;  // TurboQuant's codebook, or OCTOPUS's leftover codebook
     int scalar_threshold_count = 0;
-    const __half2* scalar_levels = nullptr;    // (hi, lo) halves of each level
-    const uint2* level_pairs = nullptr;  // TurboQuant: entry c: hi halves of (level[c mod 2^b], level[c / 2^b]), then lo
+    const __half* scalar_levels = nullptr;     // each level as a half
+    const std::uint32_t* level_pairs = nullptr;  // TurboQuant: entry c = halves (level[c mod 2^b], level[c / 2^b])
     // OCTOPUS's encoder tables (TripletTables' padded searches) and decoder points.
     const float* ring_table = nullptr;
     const float* row_table = nullptr;
     const float* column_table = nullptr;
     const std::uint32_t* row_base = nullptr;
     int ring_steps = 0, row_steps = 0, column_steps = 0, rows_per_ring = 0;
-    const uint4* points = nullptr;  // 2^B entries of halves: hi (x, y | z, 0), then lo (x, y | z, 0)
+    const uint2* points = nullptr;  // 2^B entries of halves (x, y | z, 0)
 };
 
 /// Owns the device copy of one codec's tables. Build it once per codec (a few kilobytes to 40 KB),
@@ -65,20 +63,18 @@ public:
         Builder b;
         const std::size_t signs = b.add(codec.rotation().signs());
         const std::size_t thresholds = b.add(codec.thresholds());
-        const std::size_t levels = b.add(split_halves(codec.levels()));
-        std::vector<uint2> pairs;
+        const std::size_t levels = b.add(halves(codec.levels(), "turboquant level"));
+        std::vector<std::uint32_t> pairs;
         const std::size_t n = codec.levels().size();
-        for (std::size_t c = 0; c < n * n; ++c) {
-            const __half2 first = split(codec.levels()[c % n]), second = split(codec.levels()[c / n]);
-            pairs.push_back(uint2{bits(__halves2half2(first.x, second.x)), bits(__halves2half2(first.y, second.y))});
-        }
+        for (std::size_t c = 0; c < n * n; ++c)
+            pairs.push_back(bits(__halves2half2(__float2half_rn(codec.levels()[c % n]), __float2half_rn(codec.levels()[c / n]))));
         const std::size_t level_pairs = b.add(pairs);
         upload(b);
         view_.signs = at<float>(signs);
         view_.scalar_thresholds = at<float>(thresholds);
         view_.scalar_threshold_count = static_cast<int>(codec.thresholds().size());
-        view_.scalar_levels = at<__half2>(levels);
-        view_.level_pairs = at<uint2>(level_pairs);
+        view_.scalar_levels = at<__half>(levels);
+        view_.level_pairs = at<std::uint32_t>(level_pairs);
     }
 
     /// Copies an OCTOPUS codec's rotation, triplet search tables, points and leftover codebook.
@@ -98,27 +94,25 @@ public:
         Builder b;
         const std::size_t signs = b.add(codec.rotation().signs());
         const std::size_t thresholds = b.add(codec.leftover_thresholds());
-        const std::size_t levels = b.add(split_halves(codec.leftover_levels()));
+        const std::size_t levels = b.add(halves(codec.leftover_levels(), "octopus leftover level"));
         const std::size_t rings = b.add(t.ring_table), rows = b.add(t.row_table), columns = b.add(t.column_table);
         const std::size_t base = b.add(t.row_base);
-        std::vector<uint4> points;
+        std::vector<uint2> points;
         for (const auto& p : t.points) {
-            const __half2 x = split(p[0]), y = split(p[1]), z = split(p[2]);
-            const __half zero = __float2half_rn(0.0f);
-            points.push_back(uint4{bits(__halves2half2(x.x, y.x)), bits(__halves2half2(z.x, zero)),
-                                   bits(__halves2half2(x.y, y.y)), bits(__halves2half2(z.y, zero))});
+            const std::vector<__half> h = halves({p[0], p[1], p[2], 0.0f}, "octopus point");
+            points.push_back(uint2{bits(__halves2half2(h[0], h[1])), bits(__halves2half2(h[2], h[3]))});
         }
         const std::size_t point_table = b.add(points);
         upload(b);
         view_.signs = at<float>(signs);
         view_.scalar_thresholds = at<float>(thresholds);
         view_.scalar_threshold_count = static_cast<int>(codec.leftover_thresholds().size());
-        view_.scalar_levels = at<__half2>(levels);
+        view_.scalar_levels = at<__half>(levels);
         view_.ring_table = at<float>(rings);
         view_.row_table = at<float>(rows);
         view_.column_table = at<float>(columns);
         view_.row_base = at<std::uint32_t>(base);
-        view_.points = at<uint4>(point_table);
+        view_.points = at<uint2>(point_table);
     }
 
     DeviceCodec(DeviceCodec&& other) noexcept
@@ -153,14 +147,16 @@ private:
         }
     };
 
-    /// v as hi + lo halves: hi = fp16(v), lo = fp16(v − hi), together within ~2^-22 of v.
-    static __half2 split(float v) {
-        const __half hi = __float2half_rn(v);
-        return __halves2half2(hi, __float2half_rn(v - __half2float(hi)));
-    }
-    static std::vector<__half2> split_halves(const std::vector<float>& values) {
-        std::vector<__half2> out;
-        for (float v : values) out.push_back(split(v));
+    /// The values as halves; throws if one is not exactly a half (the CPU codec would then decode
+    /// other numbers than the GPU).
+    static std::vector<__half> halves(const std::vector<float>& values, const char* what) {
+        std::vector<__half> out;
+        for (float v : values) {
+            const __half h = __float2half_rn(v);
+            octopus::detail::require(__half2float(h) == v, std::string("octopus::cuda::DeviceCodec: ") + what + " " +
+                                                               std::to_string(v) + " is not exactly an fp16 value");
+            out.push_back(h);
+        }
         return out;
     }
     static std::uint32_t bits(__half2 pair) {

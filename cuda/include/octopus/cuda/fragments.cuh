@@ -68,7 +68,7 @@ template <int D, int Bits>
 struct TurboQuantFragments {
     static constexpr int kKeySlots = D / 4, kValueSlots = D / 8;
     struct Tables {
-        uint2 pairs[1 << (2 * Bits)];
+        std::uint32_t pairs[1 << (2 * Bits)];
     };
     static bool matches(const CodecView& c) { return c.scheme == Scheme::turboquant && c.bits == Bits && c.dim == D; }
 
@@ -82,25 +82,16 @@ struct TurboQuantFragments {
     __device__ static KeyPlan key_plan(int) { return {}; }
     __device__ static ValuePlan value_plan(int) { return {}; }
 
-    /// B operands of S = Q·Kᵀ for the key whose record starts at bit `record`: hi parts, and lo parts
-    /// when WithLow (otherwise lo is left alone and only 4 bytes per pair are gathered).
-    template <bool WithLow>
+    /// B operands of S = Q·Kᵀ for the key whose record starts at bit `record`.
     __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t, const KeyPlan&,
-                                         std::uint32_t (&hi)[D / 16][2], std::uint32_t (&lo)[D / 16][2]) {
+                                         std::uint32_t (&b)[D / 16][2]) {
         std::uint32_t pairs[D / 8];
         fields_at<D / 8, 2 * Bits>(words, record + t * kKeySlots * Bits, pairs);
 #pragma unroll
-        for (int j = 0; j < D / 16; ++j)
-#pragma unroll
-            for (int k = 0; k < 2; ++k) {
-                if constexpr (WithLow) {
-                    const uint2 pair = s.pairs[pairs[2 * j + k]];
-                    hi[j][k] = pair.x;
-                    lo[j][k] = pair.y;
-                } else {
-                    hi[j][k] = reinterpret_cast<const std::uint32_t*>(s.pairs)[2 * pairs[2 * j + k]];
-                }
-            }
+        for (int j = 0; j < D / 16; ++j) {
+            b[j][0] = s.pairs[pairs[2 * j]];
+            b[j][1] = s.pairs[pairs[2 * j + 1]];
+        }
     }
     /// B operands of O = P·V for lane (g, t): b[c][0] pairs tokens 2t, 2t+1 at value slot c, b[c][1]
     /// tokens 2t+8, 2t+9. Tokens' records start `record_bits` apart.
@@ -113,7 +104,7 @@ struct TurboQuantFragments {
             fields_at<D / 8, Bits>(words, token * record_bits + g * kValueSlots * Bits, first);
             fields_at<D / 8, Bits>(words, (token + 1) * record_bits + g * kValueSlots * Bits, second);
 #pragma unroll
-            for (int c = 0; c < D / 8; ++c) b[c][k] = s.pairs[first[c] | (second[c] << Bits)].x;
+            for (int c = 0; c < D / 8; ++c) b[c][k] = s.pairs[first[c] | (second[c] << Bits)];
         }
     }
 };
@@ -131,7 +122,7 @@ struct OctopusFragments {
     static constexpr int kKeySlots = D / 4, kKeyTriplets = D / 12, kKeyTail = kKeySlots - 3 * kKeyTriplets;
     static constexpr int kValueSlots = D / 8, kValueTriplets = D / 24, kValueTail = kValueSlots - 3 * kValueTriplets;
     struct Tables {
-        uint4 points[(1 << B) + (1 << kLeftoverBits)];  // then the leftover levels as (hi, 0 | lo, 0)
+        uint2 points[(1 << B) + (1 << kLeftoverBits)];  // then the leftover levels as (level, 0 | 0, 0)
     };
     /// Where each tail slot of one lane comes from, relative to a record's first bit.
     template <int Tail>
@@ -149,10 +140,8 @@ struct OctopusFragments {
 
     __device__ static void load(Tables& s, const CodecView& c, int thread, int threads) {
         for (int i = thread; i < (1 << B); i += threads) s.points[i] = c.points[i];
-        for (int i = thread; i < (1 << kLeftoverBits); i += threads) {
-            const std::uint32_t both = *reinterpret_cast<const std::uint32_t*>(&c.scalar_levels[i]);
-            s.points[(1 << B) + i] = uint4{both & 0xffffu, 0u, both >> 16, 0u};
-        }
+        for (int i = thread; i < (1 << kLeftoverBits); i += threads)
+            s.points[(1 << B) + i] = uint2{static_cast<std::uint32_t>(__half_as_ushort(c.scalar_levels[i])), 0u};
     }
     __device__ static int key_coordinate(int t, int slot) {
         return slot < 3 * kKeyTriplets ? 3 * kKeyTriplets * t + slot : 12 * kKeyTriplets + kKeyTail * t + slot - 3 * kKeyTriplets;
@@ -183,52 +172,34 @@ struct OctopusFragments {
     template <int Triplets>
     __device__ static constexpr bool high_half(int s) { return s < 3 * Triplets && s % 3 == 1; }
 
-    /// The words holding slots [0, 3·Triplets + Tail) of one key: slot s in half high_half(s) of
-    /// hi[s] (and lo[s] for the low-order parts, when WithLow).
-    template <int Triplets, int Tail, bool WithLow>
+    /// The words holding slots [0, 3·Triplets + Tail) of one key: slot s in half high_half(s) of w[s].
+    template <int Triplets, int Tail>
     __device__ static void slot_words(const Tables& s, const std::uint32_t* words, int record, int first_triplet,
-                                      const TailPlan<Tail>& tail, std::uint32_t (&hi)[3 * Triplets + Tail],
-                                      std::uint32_t (&lo)[3 * Triplets + Tail]) {
+                                      const TailPlan<Tail>& tail, std::uint32_t (&w)[3 * Triplets + Tail]) {
         std::uint32_t codes[Triplets];
         fields_at<Triplets, B>(words, record + B * first_triplet, codes);
 #pragma unroll
         for (int m = 0; m < Triplets; ++m) {
-            if constexpr (WithLow) {
-                const uint4 p = s.points[codes[m]];
-                hi[3 * m] = hi[3 * m + 1] = p.x;
-                hi[3 * m + 2] = p.y;
-                lo[3 * m] = lo[3 * m + 1] = p.z;
-                lo[3 * m + 2] = p.w;
-            } else {
-                const uint2 p = *reinterpret_cast<const uint2*>(&s.points[codes[m]]);
-                hi[3 * m] = hi[3 * m + 1] = p.x;
-                hi[3 * m + 2] = p.y;
-            }
+            const uint2 p = s.points[codes[m]];
+            w[3 * m] = w[3 * m + 1] = p.x;
+            w[3 * m + 2] = p.y;
         }
 #pragma unroll
         for (int r = 0; r < Tail; ++r) {
             const int position = record + tail.offset[r];
             const std::uint32_t low_word = words[position >> 5], high_word = words[(position >> 5) + 1];
             const std::uint32_t code = __funnelshift_r(low_word, high_word, static_cast<unsigned>(position & 31)) & tail.mask[r];
+            const uint2 p = s.points[tail.entry[r] + code];
             const int k = tail.component[r];
-            if constexpr (WithLow) {
-                const uint4 p = s.points[tail.entry[r] + code];
-                hi[3 * Triplets + r] = k == 2 ? p.y : k == 1 ? p.x >> 16 : p.x;
-                lo[3 * Triplets + r] = k == 2 ? p.w : k == 1 ? p.z >> 16 : p.z;
-            } else {
-                const uint2 p = *reinterpret_cast<const uint2*>(&s.points[tail.entry[r] + code]);
-                hi[3 * Triplets + r] = k == 2 ? p.y : k == 1 ? p.x >> 16 : p.x;
-            }
+            w[3 * Triplets + r] = k == 2 ? p.y : k == 1 ? p.x >> 16 : p.x;
         }
     }
 
-    /// B operands of S = Q·Kᵀ for the key whose record starts at bit `record`: hi parts, and lo parts
-    /// when WithLow.
-    template <bool WithLow>
+    /// B operands of S = Q·Kᵀ for the key whose record starts at bit `record`.
     __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t,
-                                         const KeyPlan& tail, std::uint32_t (&hi)[D / 16][2], std::uint32_t (&lo)[D / 16][2]) {
-        std::uint32_t h[kKeySlots], l[kKeySlots];
-        slot_words<kKeyTriplets, kKeyTail, WithLow>(s, words, record, kKeyTriplets * t, tail, h, l);
+                                         const KeyPlan& tail, std::uint32_t (&b)[D / 16][2]) {
+        std::uint32_t w[kKeySlots];
+        slot_words<kKeyTriplets, kKeyTail>(s, words, record, kKeyTriplets * t, tail, w);
 #pragma unroll
         for (int j = 0; j < D / 16; ++j)
 #pragma unroll
@@ -236,8 +207,7 @@ struct OctopusFragments {
                 constexpr int kT = kKeyTriplets;
                 const int s0 = 4 * j + 2 * k, s1 = s0 + 1;
                 const bool same = s0 < 3 * kT && s0 % 3 == 0;  // components x, y of one point
-                hi[j][k] = join_halves(h[s0], high_half<kT>(s0), h[s1], high_half<kT>(s1), same);
-                if constexpr (WithLow) lo[j][k] = join_halves(l[s0], high_half<kT>(s0), l[s1], high_half<kT>(s1), same);
+                b[j][k] = join_halves(w[s0], high_half<kT>(s0), w[s1], high_half<kT>(s1), same);
             }
     }
 
@@ -248,10 +218,10 @@ struct OctopusFragments {
         constexpr int kT = kValueTriplets;
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
-            std::uint32_t first[kValueSlots], second[kValueSlots], unused[kValueSlots];
+            std::uint32_t first[kValueSlots], second[kValueSlots];
             const int token = 2 * t + 8 * k;
-            slot_words<kT, kValueTail, false>(s, words, token * record_bits, kT * g, tail, first, unused);
-            slot_words<kT, kValueTail, false>(s, words, (token + 1) * record_bits, kT * g, tail, second, unused);
+            slot_words<kT, kValueTail>(s, words, token * record_bits, kT * g, tail, first);
+            slot_words<kT, kValueTail>(s, words, (token + 1) * record_bits, kT * g, tail, second);
 #pragma unroll
             for (int c = 0; c < kValueSlots; ++c)
                 b[c][k] = join_halves(first[c], high_half<kT>(c), second[c], high_half<kT>(c), false);
@@ -385,44 +355,27 @@ __device__ inline void query_fragments(const float (*rotated)[D], int g, int t, 
             }
 }
 
-/// s += q·(k_hi + k_lo) with Compensated, q·k_hi without (q enters as hi + lo either way when
-/// Halves = 1; with Halves = 2 the q_lo·k_lo term is dropped, 2^-22 relative). The products go to
-/// independent accumulators, summed at the end, so consecutive mma instructions do not wait on each other.
-template <int D, int Halves, bool Compensated>
+/// s += q·k with q = hi + lo and k fp16-exact: with Halves = 1 both parts ride in one mma (rows g and
+/// g + 8), with Halves = 2 they take one mma each. The products go to independent accumulators, summed
+/// at the end, so consecutive mma instructions do not wait on each other.
+template <int D, int Halves>
 __device__ inline void scores_from_fragments(float (&s)[2 * Halves], const std::uint32_t (&q_hi)[D / 16][4],
-                                             const std::uint32_t (&q_lo)[D / 16][4],
-                                             const std::uint32_t (&k_hi)[D / 16][2], const std::uint32_t (&k_lo)[D / 16][2]) {
+                                             const std::uint32_t (&q_lo)[D / 16][4], const std::uint32_t (&k)[D / 16][2]) {
     if constexpr (Halves == 1) {
-        constexpr int kChains = Compensated ? 4 : 2;
-        float part[kChains][4] = {};
+        float part[2][4] = {};
 #pragma unroll
-        for (int j = 0; j < D / 16; ++j) {
-            mma_16816<2>(part[j % 2], q_hi[j], k_hi[j][0], k_hi[j][1]);
-            if constexpr (Compensated) mma_16816<2>(part[2 + j % 2], q_hi[j], k_lo[j][0], k_lo[j][1]);
-        }
+        for (int j = 0; j < D / 16; ++j) mma_16816<2>(part[j % 2], q_hi[j], k[j][0], k[j][1]);
 #pragma unroll
-        for (int k = 0; k < 2; ++k) {
-            float total = 0.0f;
-#pragma unroll
-            for (int chain = 0; chain < kChains; ++chain) total += part[chain][k] + part[chain][2 + k];
-            s[k] += total;
-        }
+        for (int c = 0; c < 2; ++c) s[c] += (part[0][c] + part[0][2 + c]) + (part[1][c] + part[1][2 + c]);
     } else {
-        constexpr int kChains = Compensated ? 6 : 4;
-        float part[kChains][4] = {};
+        float part[4][4] = {};
 #pragma unroll
         for (int j = 0; j < D / 16; ++j) {
-            mma_16816<2>(part[j % 2], q_hi[j], k_hi[j][0], k_hi[j][1]);
-            mma_16816<2>(part[2 + j % 2], q_lo[j], k_hi[j][0], k_hi[j][1]);
-            if constexpr (Compensated) mma_16816<2>(part[4 + j % 2], q_hi[j], k_lo[j][0], k_lo[j][1]);
+            mma_16816<2>(part[j % 2], q_hi[j], k[j][0], k[j][1]);
+            mma_16816<2>(part[2 + j % 2], q_lo[j], k[j][0], k[j][1]);
         }
 #pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            float total = 0.0f;
-#pragma unroll
-            for (int chain = 0; chain < kChains; ++chain) total += part[chain][k];
-            s[k] += total;
-        }
+        for (int c = 0; c < 4; ++c) s[c] += (part[0][c] + part[1][c]) + (part[2][c] + part[3][c]);
     }
 }
 

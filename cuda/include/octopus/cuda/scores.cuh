@@ -91,10 +91,10 @@ __global__ void __launch_bounds__(32 * Warps)
             const auto* words = reinterpret_cast<const std::uint32_t*>(mine + stage * tile);
 #pragma unroll
             for (int half_tile = 0; half_tile < 2; ++half_tile) {
-                std::uint32_t k_hi[D / 16][2], k_lo[D / 16][2];
-                Fragments::template key_fragments<false>(tables, words, (half_tile * 8 + g) * rb * 8, t, key_plan, k_hi, k_lo);
+                std::uint32_t k[D / 16][2];
+                Fragments::key_fragments(tables, words, (half_tile * 8 + g) * rb * 8, t, key_plan, k);
                 float s[2 * Halves] = {};
-                scores_from_fragments<D, Halves, false>(s, q_hi, q_lo, k_hi, k_lo);
+                scores_from_fragments<D, Halves>(s, q_hi, q_lo, k);
 #pragma unroll
                 for (int k = 0; k < 2; ++k) {
                     const int token = half_tile * 8 + 2 * t + k;
