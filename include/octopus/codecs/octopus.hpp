@@ -9,6 +9,9 @@
 // Two designs share this codec (see triplet_codebook.hpp): `octopus`, rings and per-ring direction
 // grids designed together and decoded at true 3-D centroids; `octopus-paper`, the literal product
 // code decoded at level values, kept so that the sweep shows what each design step buys.
+//
+// Reconstruction values (points and leftover levels) are stored rounded to the nearest fp16, so that the
+// CUDA kernels' tensor cores take them exactly; the codes do not change and the MSE moves by ppm.
 #pragma once
 
 #include <algorithm>
