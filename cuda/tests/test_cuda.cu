@@ -181,6 +181,12 @@ TEST_F(Gpu, EncodeAppendsAtEachSequencesPosition) {
                     ASSERT_EQ(got[at + k], want) << "sequence " << b << " head " << h << " token " << t;
                 }
             }
+    // Positions outside [0, capacity) would land in another head's records: refused, nothing written.
+    DeviceArray<int> bad_positions(std::vector<int>{-1, capacity});
+    DeviceArray<unsigned> rejected(std::vector<unsigned>{0});
+    oc::encode(*pair.gpu, x.data, oc::CacheTarget{cache.data, batch, heads, capacity, bad_positions.data}, rejected.data);
+    EXPECT_EQ(rejected.download()[0], static_cast<unsigned>(batch * heads));
+    EXPECT_EQ(cache.download(), got);
 }
 
 /// A cache in the kernels' layout, filled by the CPU encoder, and the CPU-decoded vectors.
@@ -344,6 +350,29 @@ TEST_F(Gpu, FusedAttentionHandlesLongContextsManyHeadsAndEmptySequences) {
     check_attention(true, 128, 4, 3, 4, 4, {1, 16, 17}, 32);     // plain multi-head, tiny lengths
     // A sequence of length 0 attends to nothing: zeros, not NaN.
     check_attention(false, 128, 3, 2, 4, 2, {0, 40}, 48);
+}
+
+TEST_F(Gpu, LengthsBeyondMaxLengthAreHeldToIt) {
+    // Lengths live on the device, where nothing can throw; one past max_length must not send the
+    // kernels past the cache or the output rows (compute-sanitizer checks the reads).
+    const Pair pair = make_pair(false, 128, 3, 2);
+    const int capacity = 48, max_length = 40, d = 128;
+    const HostCache cache = host_cache(pair.cpu, 1, 1, capacity, {max_length}, 4);
+    const auto q = test_queries(1, 2, d, 5);
+    DeviceArray<std::uint8_t> dk(cache.bytes);
+    DeviceArray<float> dq(q);
+    DeviceArray<float> good(2 * max_length), clamped(2 * max_length);
+    DeviceArray<int> exact(std::vector<int>{max_length}), too_long(std::vector<int>{1000});
+    oc::scores(*pair.gpu, dq.data, dk.data, oc::CacheShape{1, 2, 1, capacity, exact.data, max_length}, good.data);
+    oc::scores(*pair.gpu, dq.data, dk.data, oc::CacheShape{1, 2, 1, capacity, too_long.data, max_length}, clamped.data);
+    EXPECT_EQ(good.download(), clamped.download());
+    DeviceArray<float> out_good(2 * d), out_clamped(2 * d);
+    oc::AttentionWorkspace workspace(1, 2, 1, d);
+    oc::decode_attention(*pair.gpu, *pair.gpu, dq.data, dk.data, dk.data, oc::CacheShape{1, 2, 1, capacity, exact.data, max_length},
+                         0.1f, out_good.data, workspace);
+    oc::decode_attention(*pair.gpu, *pair.gpu, dq.data, dk.data, dk.data,
+                         oc::CacheShape{1, 2, 1, capacity, too_long.data, max_length}, 0.1f, out_clamped.data, workspace);
+    EXPECT_EQ(out_good.download(), out_clamped.download());
 }
 
 TEST_F(Gpu, BadArgumentsThrowBeforeLaunching) {

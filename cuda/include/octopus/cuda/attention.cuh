@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
     const int group = shape.q_heads / shape.kv_heads, chunks = (group + kRows - 1) / kRows;
     const int kv_head = static_cast<int>(blockIdx.y) / chunks, chunk = static_cast<int>(blockIdx.y) % chunks;
     const int first_head = kv_head * group + chunk * kRows, rows = min(kRows, group - chunk * kRows);
-    const int b = static_cast<int>(blockIdx.z), split = static_cast<int>(blockIdx.x), length = shape.lengths[b];
+    const int b = static_cast<int>(blockIdx.z), split = static_cast<int>(blockIdx.x), length = clamp_length(shape.lengths[b], shape.max_length);
     const int start = split * p.split_tokens, end = min(start + p.split_tokens, length);
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     const int g = lane / 4, t = lane % 4;

@@ -17,11 +17,16 @@ struct CacheShape {
     int q_heads = 1;
     int kv_heads = 1;
     int capacity = 0;              // tokens per (sequence, KV head): a multiple of 16
-    const int* lengths = nullptr;  // device: tokens in use per sequence, each in [0, max_length]
+    const int* lengths = nullptr;  // device: tokens in use per sequence, each in [0, max_length] (see clamp_length)
     int max_length = 0;            // a bound the host knows on every length, ≤ capacity
 };
 
 namespace detail {
+
+/// A sequence's length as the kernels read it. Lengths live on the device, where nothing can throw;
+/// one outside [0, max_length] would send the kernels past the cache, so it is held to that range
+/// (the host-side contract is that it never happens).
+__device__ inline int clamp_length(int length, int max_length) { return min(max(length, 0), max_length); }
 
 inline void check_cache(const DeviceCodec& codec, const std::uint8_t* cache, const CacheShape& s, const char* call) {
     using octopus::detail::require;

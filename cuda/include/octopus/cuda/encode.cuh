@@ -87,6 +87,12 @@ __global__ void __launch_bounds__(32 * kEncodeWarps) encode_kernel(CodecView c, 
     const int vector = static_cast<int>(blockIdx.x) * kEncodeWarps + warp;
     if (vector >= target.batch * target.heads) return;
     const int batch = vector / target.heads;
+    // A position outside the cache would write into another head's records: refuse it, like NaN input.
+    const int position = target.positions != nullptr ? target.positions[batch] : 0;
+    if (position < 0 || position >= target.capacity) {
+        if (threadIdx.x % 32 == 0 && rejected != nullptr) atomicAdd(rejected, 1u);
+        return;
+    }
 
     float v[E];
     bool finite = true;
@@ -140,7 +146,6 @@ __global__ void __launch_bounds__(32 * kEncodeWarps) encode_kernel(CodecView c, 
     }
     __syncwarp();
 
-    const int position = target.positions != nullptr ? target.positions[batch] : 0;
     std::uint8_t* out = target.cache + (static_cast<long long>(vector) * target.capacity + position) * c.record_bytes;
     const auto* code_bytes = reinterpret_cast<const std::uint8_t*>(words[warp]);
     std::uint32_t norm_bits = __float_as_uint(norm);
@@ -180,8 +185,8 @@ inline void check_encode_arguments(const DeviceCodec& codec, const void* x, cons
 /// asynchronously on `stream`. A vector holding NaN or Inf, or whose norm an fp16 norm cannot hold,
 /// is not written (its slot keeps its old bytes) and is counted into *rejected (device memory, may
 /// be null): the kernel cannot throw, so the caller reads the count when it next synchronizes.
-/// Positions must lie in [0, capacity): they are the caller's bookkeeping and are not checked on
-/// the device. Throws octopus::error for bad shapes before launching anything.
+/// A vector whose sequence's position lies outside [0, capacity) is refused and counted the same way.
+/// Throws octopus::error for bad shapes before launching anything.
 template <class T>
 void encode(const DeviceCodec& codec, const T* x, const CacheTarget& target, unsigned* rejected = nullptr,
             cudaStream_t stream = nullptr) {

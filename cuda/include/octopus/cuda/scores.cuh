@@ -56,7 +56,7 @@ __global__ void __launch_bounds__(32 * Warps)
     const int group = shape.q_heads / shape.kv_heads, chunks = (group + kRows - 1) / kRows;
     const int kv_head = static_cast<int>(blockIdx.y) / chunks, chunk = static_cast<int>(blockIdx.y) % chunks;
     const int first_head = kv_head * group + chunk * kRows, rows = min(kRows, group - chunk * kRows);
-    const int b = static_cast<int>(blockIdx.z), length = shape.lengths[b];
+    const int b = static_cast<int>(blockIdx.z), length = clamp_length(shape.lengths[b], shape.max_length);
     const int start = static_cast<int>(blockIdx.x) * tokens_per_block, end = min(start + tokens_per_block, length);
     if (start >= end) return;
 
