@@ -156,6 +156,12 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
             const int first = start + (warp + i * Warps) * kTileTokens;
             const auto* key_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes);
             const auto* value_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes + key_tile);
+            // The tile's 16 key norms (lanes 0–15) and 16 value norms (lanes 16–31), one read per lane,
+            // handed to the lanes that need them by shuffles.
+            const bool value_lane = lane >= kTileTokens;
+            const float lane_norm = norm_at(value_lane ? value_words : key_words, (lane % kTileTokens) * (value_lane ? vb : kb),
+                                            value_lane ? p.values.code_bytes : p.keys.code_bytes,
+                                            value_lane ? p.values.norm_fp16 : p.keys.norm_fp16);
             // Base-2 logits of tokens (2t, 2t+1) of each 8-token half tile, rows g (and g + 8).
             float s[2][2 * Halves];
             float value_norm[2][2];
@@ -170,9 +176,9 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
                 for (int k = 0; k < 2; ++k) {
                     const int token = half_tile * 8 + 2 * t + k;
                     const bool valid = first + token < end;
-                    const float key_norm = norm_at(key_words, token * kb, p.keys.code_bytes, p.keys.norm_fp16);
-                    value_norm[half_tile][k] =
-                        valid ? norm_at(value_words, token * vb, p.values.code_bytes, p.values.norm_fp16) : 0.0f;
+                    const float key_norm = __shfl_sync(kFullMask, lane_norm, token);
+                    const float token_value_norm = __shfl_sync(kFullMask, lane_norm, kTileTokens + token);
+                    value_norm[half_tile][k] = valid ? token_value_norm : 0.0f;
 #pragma unroll
                     for (int h = 0; h < Halves; ++h)
                         s[half_tile][2 * h + k] = valid ? s[half_tile][2 * h + k] * row_scale[h] * key_norm : -INFINITY;
