@@ -123,20 +123,16 @@ TEST_F(Gpu, EncodeWritesTheCpuBytesForEveryCodecDimAndInputType) {
                 EXPECT_EQ(differing, 0u) << pair.label << ": GPU bytes differ from the CPU's";
 
                 // Half and bfloat16 inputs: the same bytes as the CPU encoder given the same elements.
-                std::vector<octopus::half> halves(keys.begin(), keys.end());
-                std::vector<__half> device_halves(keys.size());
-                std::memcpy(device_halves.data(), halves.data(), halves.size() * 2);
-                const auto expected_half = pair.cpu.encode(std::span<const octopus::half>(halves));
-                DeviceArray<__half> xh(device_halves);
-                oc::encode(*pair.gpu, xh.data, static_cast<int>(n), packed.data);
-                EXPECT_EQ(packed.download(), expected_half) << pair.label << " (half input)";
-                std::vector<octopus::bfloat16> brains(keys.begin(), keys.end());
-                std::vector<__nv_bfloat16> device_brains(keys.size());
-                std::memcpy(device_brains.data(), brains.data(), brains.size() * 2);
-                const auto expected_bf16 = pair.cpu.encode(std::span<const octopus::bfloat16>(brains));
-                DeviceArray<__nv_bfloat16> xb(device_brains);
-                oc::encode(*pair.gpu, xb.data, static_cast<int>(n), packed.data);
-                EXPECT_EQ(packed.download(), expected_bf16) << pair.label << " (bfloat16 input)";
+                const auto check_16_bit = [&]<class Host, class Device>(const char* type) {
+                    const std::vector<Host> host(keys.begin(), keys.end());
+                    std::vector<Device> device(keys.size());
+                    std::memcpy(device.data(), host.data(), host.size() * 2);
+                    DeviceArray<Device> input(device);
+                    oc::encode(*pair.gpu, input.data, static_cast<int>(n), packed.data);
+                    EXPECT_EQ(packed.download(), pair.cpu.encode(std::span<const Host>(host))) << pair.label << " (" << type << " input)";
+                };
+                check_16_bit.template operator()<octopus::half, __half>("half");
+                check_16_bit.template operator()<octopus::bfloat16, __nv_bfloat16>("bfloat16");
             }
 }
 

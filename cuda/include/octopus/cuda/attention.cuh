@@ -350,9 +350,7 @@ inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values,
         auto kernel = detail::attention_kernel<Fragments, D, Halves, W, S>;
         const int smem = detail::fused_prefix_bytes<Fragments, D>() +
                          W * S * (detail::tile_bytes(k.record_bytes) + detail::tile_bytes(v.record_bytes));
-        OCTOPUS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-        int per_multiprocessor = 0;
-        OCTOPUS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, 32 * W, smem));
+        const int per_multiprocessor = detail::prepare_kernel(kernel, 32 * W, smem);
         // One wave of blocks over all (sequence, KV head, chunk, split), splits of whole tiles and at
         // least one tile per warp.
         const int chunks = (group + 8 * Halves - 1) / (8 * Halves);

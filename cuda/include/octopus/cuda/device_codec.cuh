@@ -55,46 +55,35 @@ struct CodecView {
 class DeviceCodec {
 public:
     /// Copies a TurboQuant codec's rotation and codebook to the current device.
-    explicit DeviceCodec(const TurboQuant& codec) : spec_seed_(codec.rotation().seed()) {
+    explicit DeviceCodec(const TurboQuant& codec) {
         view_.scheme = Scheme::turboquant;
-        view_.dim = static_cast<int>(codec.dim());
         view_.bits = static_cast<int>(codec.bits());
-        set_sizes(codec.code_bytes(), codec.bytes_per_vector(), codec.norm_format());
         Builder b;
-        const std::size_t signs = b.add(codec.rotation().signs());
-        const std::size_t thresholds = b.add(codec.thresholds());
-        const std::size_t levels = b.add(halves(codec.levels(), "turboquant level"));
+        const Shared shared = add_shared(b, codec, codec.thresholds(), codec.levels(), "turboquant level");
         std::vector<std::uint32_t> pairs;
         const std::size_t n = codec.levels().size();
         for (std::size_t c = 0; c < n * n; ++c)
             pairs.push_back(bits(__halves2half2(__float2half_rn(codec.levels()[c % n]), __float2half_rn(codec.levels()[c / n]))));
         const std::size_t level_pairs = b.add(pairs);
-        upload(b);
-        view_.signs = at<float>(signs);
-        view_.scalar_thresholds = at<float>(thresholds);
-        view_.scalar_threshold_count = static_cast<int>(codec.thresholds().size());
-        view_.scalar_levels = at<__half>(levels);
+        upload(b, shared);
         view_.level_pairs = at<std::uint32_t>(level_pairs);
     }
 
     /// Copies an OCTOPUS codec's rotation, triplet search tables, points and leftover codebook.
     template <class Design>
-    explicit DeviceCodec(const TripletCodec<Design>& codec) : spec_seed_(codec.rotation().seed()) {
+    explicit DeviceCodec(const TripletCodec<Design>& codec) {
         const octopus::detail::TripletTables& t = codec.tables();
         view_.scheme = Scheme::octopus;
-        view_.dim = static_cast<int>(codec.dim());
         view_.bits = static_cast<int>(codec.bits_per_triplet());
         view_.leftover_bits = static_cast<int>(codec.leftover_bits());
-        view_.triplets = view_.dim / 3;
-        set_sizes(codec.code_bytes(), codec.bytes_per_vector(), codec.norm_format());
+        view_.triplets = static_cast<int>(codec.dim() / 3);
         view_.ring_steps = static_cast<int>(t.ring_steps);
         view_.row_steps = static_cast<int>(t.row_steps);
         view_.column_steps = static_cast<int>(t.column_steps);
         view_.rows_per_ring = static_cast<int>(t.rows_per_ring);
         Builder b;
-        const std::size_t signs = b.add(codec.rotation().signs());
-        const std::size_t thresholds = b.add(codec.leftover_thresholds());
-        const std::size_t levels = b.add(halves(codec.leftover_levels(), "octopus leftover level"));
+        const Shared shared =
+            add_shared(b, codec, codec.leftover_thresholds(), codec.leftover_levels(), "octopus leftover level");
         const std::size_t rings = b.add(t.ring_table), rows = b.add(t.row_table), columns = b.add(t.column_table);
         const std::size_t base = b.add(t.row_base);
         std::vector<uint2> points;
@@ -103,11 +92,7 @@ public:
             points.push_back(uint2{bits(__halves2half2(h[0], h[1])), bits(__halves2half2(h[2], h[3]))});
         }
         const std::size_t point_table = b.add(points);
-        upload(b);
-        view_.signs = at<float>(signs);
-        view_.scalar_thresholds = at<float>(thresholds);
-        view_.scalar_threshold_count = static_cast<int>(codec.leftover_thresholds().size());
-        view_.scalar_levels = at<__half>(levels);
+        upload(b, shared);
         view_.ring_table = at<float>(rings);
         view_.row_table = at<float>(rows);
         view_.column_table = at<float>(columns);
@@ -115,12 +100,10 @@ public:
         view_.points = at<uint2>(point_table);
     }
 
-    DeviceCodec(DeviceCodec&& other) noexcept
-        : view_(other.view_), memory_(std::exchange(other.memory_, nullptr)), spec_seed_(other.spec_seed_) {}
+    DeviceCodec(DeviceCodec&& other) noexcept : view_(other.view_), memory_(std::exchange(other.memory_, nullptr)) {}
     DeviceCodec& operator=(DeviceCodec&& other) noexcept {
         std::swap(view_, other.view_);
         std::swap(memory_, other.memory_);
-        std::swap(spec_seed_, other.spec_seed_);
         return *this;
     }
     DeviceCodec(const DeviceCodec&) = delete;
@@ -132,7 +115,6 @@ public:
     const CodecView& view() const { return view_; }
     int dim() const { return view_.dim; }
     int record_bytes() const { return view_.record_bytes; }
-    std::uint64_t seed() const { return spec_seed_; }
 
 private:
     // Sections of one host buffer, each 16-byte aligned, copied in one cudaMemcpy.
@@ -165,15 +147,30 @@ private:
         return word;
     }
 
-    void set_sizes(std::size_t code_bytes, std::size_t record_bytes, NormFormat norm) {
-        view_.code_bytes = static_cast<int>(code_bytes);
-        view_.record_bytes = static_cast<int>(record_bytes);
-        view_.norm_fp16 = norm == NormFormat::fp16;
+    // What both codec families carry: sizes, the rotation's signs and a scalar codebook (TurboQuant's
+    // own, or OCTOPUS's leftover one).
+    struct Shared {
+        std::size_t signs, thresholds, levels;
+        int threshold_count;
+    };
+    template <class Codec>
+    Shared add_shared(Builder& b, const Codec& codec, const std::vector<float>& thresholds,
+                      const std::vector<float>& levels, const char* what) {
+        view_.dim = static_cast<int>(codec.dim());
+        view_.code_bytes = static_cast<int>(codec.code_bytes());
+        view_.record_bytes = static_cast<int>(codec.bytes_per_vector());
+        view_.norm_fp16 = codec.norm_format() == NormFormat::fp16;
+        return {b.add(codec.rotation().signs()), b.add(thresholds), b.add(halves(levels, what)),
+                static_cast<int>(thresholds.size())};
     }
 
-    void upload(const Builder& b) {
+    void upload(const Builder& b, const Shared& shared) {
         OCTOPUS_CUDA_CHECK(cudaMalloc(&memory_, b.bytes.size()));
         OCTOPUS_CUDA_CHECK(cudaMemcpy(memory_, b.bytes.data(), b.bytes.size(), cudaMemcpyHostToDevice));
+        view_.signs = at<float>(shared.signs);
+        view_.scalar_thresholds = at<float>(shared.thresholds);
+        view_.scalar_threshold_count = shared.threshold_count;
+        view_.scalar_levels = at<__half>(shared.levels);
     }
 
     template <class T>
@@ -183,7 +180,6 @@ private:
 
     CodecView view_;
     void* memory_ = nullptr;
-    std::uint64_t spec_seed_ = 0;
 };
 
 }  // namespace octopus::cuda

@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "octopus/cuda/cache_shape.cuh"
 #include "octopus/cuda/device_codec.cuh"
@@ -33,6 +35,31 @@ inline int multiprocessors() {
     OCTOPUS_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
     if (device < 64) cached[device] = count;
     return count;
+}
+
+/// Raises `kernel`'s dynamic shared-memory limit to `bytes` and returns how many of its blocks of
+/// `threads` fit on one multiprocessor. Asked of the driver once per (kernel, device, bytes): the
+/// fused kernels run once per decoded token, and two driver calls per launch would cost more than
+/// a short kernel.
+template <class Kernel>
+int prepare_kernel(Kernel kernel, int threads, int bytes) {
+    struct Entry {
+        const void* kernel;
+        int device, threads, bytes, blocks;
+    };
+    static std::mutex mutex;
+    static std::vector<Entry> entries;
+    int device = 0;
+    OCTOPUS_CUDA_CHECK(cudaGetDevice(&device));
+    const void* key = reinterpret_cast<const void*>(kernel);
+    const std::lock_guard<std::mutex> lock(mutex);
+    for (const Entry& e : entries)
+        if (e.kernel == key && e.device == device && e.threads == threads && e.bytes == bytes) return e.blocks;
+    OCTOPUS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    int blocks = 0;
+    OCTOPUS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, bytes));
+    entries.push_back({key, device, threads, bytes, blocks});
+    return blocks;
 }
 
 __host__ __device__ inline int round_up_16(int bytes) { return (bytes + 15) / 16 * 16; }
@@ -136,7 +163,7 @@ inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* 
         constexpr int W = detail::kScoreWarps, S = detail::kScoreStages;
         auto kernel = detail::scores_kernel<Fragments, D, Halves, W, S>;
         const int smem = detail::fused_prefix_bytes<Fragments, D>() + W * S * detail::tile_bytes(c.record_bytes);
-        OCTOPUS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        detail::prepare_kernel(kernel, 32 * W, smem);
         // Enough blocks for about four per multiprocessor, each at least one tile per warp.
         const int chunks = (group + 8 * Halves - 1) / (8 * Halves);
         const long long rows_of_blocks = static_cast<long long>(shape.batch) * shape.kv_heads * chunks;
