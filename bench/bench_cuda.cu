@@ -118,12 +118,14 @@ std::unique_ptr<oc::DeviceCodec> device_codec(const CodecChoice& c, std::uint64_
 
 int main(int argc, char** argv) {
     std::vector<int> contexts = {4096, 16384, 65536, 131072}, batches = {1, 16};
+    std::string only;  // comma-separated codec names; empty: all
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string flag = argv[i];
         if (flag == "--contexts") contexts = parse_list(argv[i + 1]);
         else if (flag == "--batches") batches = parse_list(argv[i + 1]);
+        else if (flag == "--codecs") only = std::string(",") + argv[i + 1] + ",";
         else {
-            std::fprintf(stderr, "usage: octopus-cuda-bench [--contexts 4096,...] [--batches 1,16]\n");
+            std::fprintf(stderr, "usage: octopus-cuda-bench [--contexts 4096,...] [--batches 1,16] [--codecs octopus-3,...]\n");
             return 2;
         }
     }
@@ -188,6 +190,7 @@ int main(int argc, char** argv) {
             const __half* source = keys16[0]->data;
 
             for (const CodecChoice& choice : codecs) {
+                if (!only.empty() && only.find("," + choice.name + ",") == std::string::npos) continue;
                 int kb = 0, vb = 0;
                 const auto key_codec = device_codec(choice, 1, kb);
                 const auto value_codec = device_codec(choice, 2, vb);

@@ -74,7 +74,13 @@ private:
 
 namespace detail {
 
-inline constexpr int kAttentionWarps = 4, kAttentionStages = 8;
+// Three 4-warp blocks per multiprocessor: registers held to 170 a thread (the online softmax state,
+// the query operands and a key's or half a tile's values in flight), and shared memory for three
+// copies of 34 KB of tables (8 copies of the OCTOPUS B = 9 table) and four stages of K and V tiles.
+// (Two 8-warp blocks, at 128 registers, spill; 68 KB of tables fit two blocks only. Both measured
+// slower.)
+inline constexpr int kAttentionWarps = 4, kAttentionStages = 4, kAttentionBlocksPerSM = 3,
+                     kAttentionTableBudget = 34 * 1024;
 
 struct AttentionArguments {
     CodecView keys, values;
@@ -90,13 +96,23 @@ struct AttentionArguments {
     unsigned* counters;
 };
 
+/// 2^x for x ≤ 0 in one instruction (relative error about 2^-22; results below 2^-126 are 0, which
+/// a softmax weight can afford), where exp2f spends four on subnormal results.
+__device__ inline float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 template <class Fragments, int D, int Halves, int Warps, int Stages>
-__global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArguments p) {
+__global__ void __launch_bounds__(32 * Warps, kAttentionBlocksPerSM) attention_kernel(AttentionArguments p) {
+    // Shared memory: tables, query scales, staging. The rotated queries (read once, before the first
+    // tile is staged) and the warps' merged results (written after the last) share the staging space.
     extern __shared__ __align__(16) unsigned char shared[];
     auto& tables = *reinterpret_cast<typename Fragments::Tables*>(shared);
-    auto* rotated = reinterpret_cast<float(*)[D]>(shared + round_up_16(sizeof(typename Fragments::Tables)));
-    float* query_scale = reinterpret_cast<float*>(rotated + 16);
+    float* query_scale = reinterpret_cast<float*>(shared + round_up_16(sizeof(typename Fragments::Tables)));
     std::uint8_t* staging = reinterpret_cast<std::uint8_t*>(query_scale + 16);
+    auto* rotated = reinterpret_cast<float(*)[D]>(staging);
     __shared__ float merged_max[16], merged_sum[16];
     __shared__ bool last_block;
 
@@ -120,6 +136,7 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
     float row_scale[Halves];
 #pragma unroll
     for (int h = 0; h < Halves; ++h) row_scale[h] = query_scale[g + 8 * h];
+    __syncthreads();  // every warp has its query operands before tiles land on the rotated queries
 
     // Online softmax state of rows g (and g + 8); acc[c] holds columns (2t, 2t+1) of n-block c.
     float row_max[Halves], row_sum[Halves];
@@ -134,8 +151,8 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
 #pragma unroll
         for (int k = 0; k < 2 * Halves; ++k) acc[c][k] = 0.0f;
 
-    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(t);
-    const typename Fragments::ValuePlan value_plan = Fragments::value_plan(g);
+    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane);
+    const typename Fragments::ValuePlan value_plan = Fragments::value_plan(lane);
     const int kb = p.keys.record_bytes, vb = p.values.record_bytes;
     const int key_tile = tile_bytes(kb), value_tile = tile_bytes(vb), stage_bytes = key_tile + value_tile;
     const int tiles = end > start ? (end - start + kTileTokens - 1) / kTileTokens : 0;
@@ -145,12 +162,15 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
     const std::uint8_t* value_records = p.value_cache + head_offset * vb;
     std::uint8_t* mine = staging + warp * Stages * stage_bytes;
 
+    const long long first_token = start + warp * kTileTokens, tile_step = static_cast<long long>(Warps) * kTileTokens;
+    const TileCopy<Fragments::kMaxRecordBytes> copy_keys(key_records + first_token * kb, tile_step * kb, kb, lane);
+    const TileCopy<Fragments::kMaxRecordBytes> copy_values(value_records + first_token * vb, tile_step * vb, vb, lane);
+
     warp_pipeline<Stages>(
         my_tiles,
         [&](int i, int stage) {
-            const long long first = start + (warp + i * Warps) * kTileTokens;
-            stage_tile(mine + stage * stage_bytes, key_records + first * kb, kb, lane);
-            stage_tile(mine + stage * stage_bytes + key_tile, value_records + first * vb, vb, lane);
+            copy_keys(mine + stage * stage_bytes, i);
+            copy_values(mine + stage * stage_bytes + key_tile, i);
         },
         [&](int i, int stage) {
             const int first = start + (warp + i * Warps) * kTileTokens;
@@ -169,8 +189,6 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
             for (int half_tile = 0; half_tile < 2; ++half_tile) {
                 std::uint32_t key[D / 16][2];
                 Fragments::key_fragments(tables, key_words, (half_tile * 8 + g) * kb * 8, t, key_plan, key);
-#pragma unroll
-                for (int k = 0; k < 2 * Halves; ++k) s[half_tile][k] = 0.0f;
                 scores_from_fragments<D, Halves>(s[half_tile], q_hi, q_lo, key);
 #pragma unroll
                 for (int k = 0; k < 2; ++k) {
@@ -194,14 +212,14 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
                 tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, 2));
                 const float new_max = fmaxf(row_max[h], tile_max);
                 // A row that has seen only masked tokens keeps max −∞: its weights are 0, not NaN.
-                keep[h] = new_max == -INFINITY ? 1.0f : exp2f(row_max[h] - new_max);
+                keep[h] = new_max == -INFINITY ? 1.0f : fast_exp2(row_max[h] - new_max);
                 rescale = rescale || new_max != row_max[h];
                 row_max[h] = new_max;
 #pragma unroll
                 for (int half_tile = 0; half_tile < 2; ++half_tile)
 #pragma unroll
                     for (int k = 0; k < 2; ++k)
-                        w[half_tile][2 * h + k] = new_max == -INFINITY ? 0.0f : exp2f(s[half_tile][2 * h + k] - new_max);
+                        w[half_tile][2 * h + k] = new_max == -INFINITY ? 0.0f : fast_exp2(s[half_tile][2 * h + k] - new_max);
                 row_sum[h] = row_sum[h] * keep[h] + (w[0][2 * h] + w[0][2 * h + 1]) + (w[1][2 * h] + w[1][2 * h + 1]);
             }
             // Once the running maxima settle, most tiles leave them alone: skip the rescale then.
@@ -222,10 +240,17 @@ __global__ void __launch_bounds__(32 * Warps) attention_kernel(AttentionArgument
                 for (int h = 0; h < Halves; ++h)
                     pw[half_tile * Halves + h] = pack_halves(__float2half_rn(w[half_tile][2 * h] * value_norm[half_tile][0]),
                                                              __float2half_rn(w[half_tile][2 * h + 1] * value_norm[half_tile][1]));
-            std::uint32_t v[D / 8][2];
-            Fragments::value_fragments(tables, value_words, vb * 8, g, t, value_plan, v);
+            constexpr int kSplit = Fragments::kValueSplit, kRest = D / 8 - kSplit;
+            {
+                std::uint32_t v[kSplit][2];
+                Fragments::template value_fragments<0, kSplit>(tables, value_words, vb * 8, g, t, value_plan, v);
 #pragma unroll
-            for (int c = 0; c < D / 8; ++c) mma_16816<Halves>(acc[c], pw, v[c][0], v[c][1]);
+                for (int c = 0; c < kSplit; ++c) mma_16816<Halves>(acc[c], pw, v[c][0], v[c][1]);
+            }
+            std::uint32_t v[kRest][2];
+            Fragments::template value_fragments<kSplit, kRest>(tables, value_words, vb * 8, g, t, value_plan, v);
+#pragma unroll
+            for (int c = 0; c < kRest; ++c) mma_16816<Halves>(acc[kSplit + c], pw, v[c][0], v[c][1]);
         });
 
     // Row sums over the four lanes of a row; then the warps merge, one after another, into shared
@@ -342,14 +367,16 @@ inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values,
                 workspace.kv_heads() == shape.kv_heads && workspace.dim() == k.dim,
             "octopus::cuda::decode_attention: the workspace was made for other shapes");
     const int group = shape.q_heads / shape.kv_heads;
-    const bool found = detail::with_kernel_shape(k, group, [&]<class Fragments, int Halves>() {
+    const bool found =
+        detail::with_kernel_shape<detail::kAttentionTableBudget>(k, group, [&]<class Fragments, int Halves>() {
         constexpr int D = Fragments::kKeySlots * 4;
-        // Big point tables (B ≥ 11 bits) leave room for fewer stages if two blocks are to share an SM.
-        constexpr int W = detail::kAttentionWarps;
-        constexpr int S = sizeof(typename Fragments::Tables) > 16384 ? 4 : detail::kAttentionStages;
+        constexpr int W = detail::kAttentionWarps, S = detail::kAttentionStages;
+        require(k.record_bytes <= Fragments::kMaxRecordBytes && v.record_bytes <= Fragments::kMaxRecordBytes,
+                "octopus::cuda::decode_attention: record size");
         auto kernel = detail::attention_kernel<Fragments, D, Halves, W, S>;
-        const int smem = detail::fused_prefix_bytes<Fragments, D>() +
-                         W * S * (detail::tile_bytes(k.record_bytes) + detail::tile_bytes(v.record_bytes));
+        const int staging = std::max(W * S * (detail::tile_bytes(k.record_bytes) + detail::tile_bytes(v.record_bytes)),
+                                     16 * D * static_cast<int>(sizeof(float)));  // also the rotated queries
+        const int smem = detail::round_up_16(static_cast<int>(sizeof(typename Fragments::Tables))) + 16 * 4 + staging;
         const int per_multiprocessor = detail::prepare_kernel(kernel, 32 * W, smem);
         // One wave of blocks over all (sequence, KV head, chunk, split), splits of whole tiles and at
         // least one tile per warp.

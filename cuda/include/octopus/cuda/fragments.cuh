@@ -18,6 +18,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <bit>
 #include <cstdint>
 
 #include "octopus/cuda/bits.cuh"
@@ -61,50 +62,93 @@ __device__ inline void mma_16816(float (&c)[2 * Halves], const std::uint32_t (&a
     }
 }
 
+/// The most copies of a table of `bytes` bytes, ≤ `most` and a power of two, within `budget` bytes of
+/// shared memory (each kernel sets its budget: see kScoreTableBudget, kAttentionTableBudget).
+__host__ __device__ constexpr int table_copies(int bytes, int most, int budget) {
+    int copies = most;
+    while (copies > 1 && bytes * copies > budget) copies /= 2;
+    return copies;
+}
+
+/// A codebook table kept `Copies` times in shared memory, interleaved (entry e of copy j is element
+/// e·Copies + j), lane l reading copy l mod Copies. Decoding gathers entries at random, and lanes that
+/// hit one bank at different addresses are served one after another; with a copy per lane (32 for
+/// 4-byte entries; 16 for 8-byte ones, which a warp reads half a warp at a time) every lane has its
+/// own banks and a gather takes one pass. Lookups take byte offsets, (entry << kShift) | lane_offset,
+/// which offsets_at (bits.cuh) produces straight from the packed codes.
+template <class Entry, int Entries, int Copies>
+struct CopiedTable {
+    static_assert((Copies & (Copies - 1)) == 0, "copies must be a power of two");
+    static constexpr int kShift = std::bit_width(Copies * sizeof(Entry)) - 1;  // log2 of a row of copies
+    static_assert(Copies * sizeof(Entry) <= 128, "a row of copies spans the 32 banks at most");
+    Entry data[Entries * Copies];
+
+    /// Writes every copy; `entry(i)` gives entry i (called once per copy, from global memory).
+    template <class Source>
+    __device__ void fill(Source&& entry, int thread, int threads) {
+        for (int i = thread; i < Entries * Copies; i += threads) data[i] = entry(i / Copies);
+    }
+    __device__ static std::uint32_t lane_offset(int lane) { return static_cast<std::uint32_t>((lane % Copies) * sizeof(Entry)); }
+    __device__ Entry at(std::uint32_t offset) const {
+        return *reinterpret_cast<const Entry*>(reinterpret_cast<const unsigned char*>(data) + offset);
+    }
+};
+
 /// TurboQuant at b bits: lane t's key slots are coordinates t·D/4 + s, its value slots g·D/8 + c.
 /// One table serves both: entry c of `pairs` holds the levels of two adjacent codes (c mod 2^b,
-/// c / 2^b), hi halves then lo halves.
-template <int D, int Bits>
+/// c / 2^b), so one gather yields a whole operand register; a copy per lane (CopiedTable).
+template <int D, int Bits, int Budget>
 struct TurboQuantFragments {
+    static constexpr Scheme kScheme = Scheme::turboquant;
     static constexpr int kKeySlots = D / 4, kValueSlots = D / 8;
+    static constexpr int kMaxRecordBytes = D * Bits / 8 + 4;
+    using PairTable = CopiedTable<std::uint32_t, 1 << (2 * Bits), table_copies(4 << (2 * Bits), 32, Budget)>;
     struct Tables {
-        std::uint32_t pairs[1 << (2 * Bits)];
+        PairTable pairs;
     };
-    static bool matches(const CodecView& c) { return c.scheme == Scheme::turboquant && c.bits == Bits && c.dim == D; }
+    static bool matches(const CodecView& c) { return c.scheme == kScheme && c.bits == Bits && c.dim == D; }
 
     __device__ static void load(Tables& s, const CodecView& c, int thread, int threads) {
-        for (int i = thread; i < (1 << (2 * Bits)); i += threads) s.pairs[i] = c.level_pairs[i];
+        s.pairs.fill([&](int i) { return c.level_pairs[i]; }, thread, threads);
     }
     __device__ static int key_coordinate(int t, int slot) { return t * kKeySlots + slot; }
     __device__ static int value_coordinate(int g, int slot) { return g * kValueSlots + slot; }
-    struct KeyPlan {};  // every lane's slots are whole codes: no tails
+    /// Every lane's slots are whole codes (no tails); a plan only names the lane's copy of the table.
+    struct KeyPlan {
+        std::uint32_t copy;
+    };
     using ValuePlan = KeyPlan;
-    __device__ static KeyPlan key_plan(int) { return {}; }
-    __device__ static ValuePlan value_plan(int) { return {}; }
+    __device__ static KeyPlan key_plan(int lane) { return {PairTable::lane_offset(lane)}; }
+    __device__ static ValuePlan value_plan(int lane) { return {PairTable::lane_offset(lane)}; }
 
     /// B operands of S = Q·Kᵀ for the key whose record starts at bit `record`.
-    __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t, const KeyPlan&,
-                                         std::uint32_t (&b)[D / 16][2]) {
+    __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t,
+                                         const KeyPlan& plan, std::uint32_t (&b)[D / 16][2]) {
         std::uint32_t pairs[D / 8];
-        fields_at<D / 8, 2 * Bits>(words, record + t * kKeySlots * Bits, pairs);
+        offsets_at<D / 8, 2 * Bits, PairTable::kShift>(words, record + t * kKeySlots * Bits, plan.copy, pairs);
 #pragma unroll
         for (int j = 0; j < D / 16; ++j) {
-            b[j][0] = s.pairs[pairs[2 * j]];
-            b[j][1] = s.pairs[pairs[2 * j + 1]];
+            b[j][0] = s.pairs.at(pairs[2 * j]);
+            b[j][1] = s.pairs.at(pairs[2 * j + 1]);
         }
     }
-    /// B operands of O = P·V for lane (g, t): b[c][0] pairs tokens 2t, 2t+1 at value slot c, b[c][1]
-    /// tokens 2t+8, 2t+9. Tokens' records start `record_bits` apart.
+    /// Value slots are decoded in two chunks, [0, kValueSplit) and [kValueSplit, kValueSlots), each
+    /// going to the tensor cores before the next is decoded: half the registers for values.
+    static constexpr int kValueSplit = kValueSlots / 2;
+    /// B operands of O = P·V for lane (g, t) at value slots [First, First + Count): b[c][0] pairs
+    /// tokens 2t, 2t+1 at slot First + c, b[c][1] tokens 2t+8, 2t+9. Records start `record_bits` apart.
+    template <int First, int Count>
     __device__ static void value_fragments(const Tables& s, const std::uint32_t* words, int record_bits, int g, int t,
-                                           const ValuePlan&, std::uint32_t (&b)[D / 8][2]) {
+                                           const ValuePlan& plan, std::uint32_t (&b)[Count][2]) {
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
-            std::uint32_t first[D / 8], second[D / 8];
-            const int token = 2 * t + 8 * k;
-            fields_at<D / 8, Bits>(words, token * record_bits + g * kValueSlots * Bits, first);
-            fields_at<D / 8, Bits>(words, (token + 1) * record_bits + g * kValueSlots * Bits, second);
+            std::uint32_t first[Count], second[Count];
+            const int token = 2 * t + 8 * k, at = (g * kValueSlots + First) * Bits;
+            offsets_at<Count, Bits, PairTable::kShift>(words, token * record_bits + at, plan.copy, first);
+            // The second token's code lands above the first's: one offset, one gather per pair.
+            offsets_at<Count, Bits, PairTable::kShift + Bits>(words, (token + 1) * record_bits + at, first, second);
 #pragma unroll
-            for (int c = 0; c < D / 8; ++c) b[c][k] = s.pairs[first[c] | (second[c] << Bits)];
+            for (int c = 0; c < Count; ++c) b[c][k] = s.pairs.at(second[c]);
         }
     }
 };
@@ -115,33 +159,42 @@ struct TurboQuantFragments {
 /// point, so which half of which point word it sits in is known at compile time and operands are
 /// assembled with one byte permute per word. The tail slots differ from lane to lane; their bit
 /// offsets, widths and components are worked out once per kernel (TailPlan), so decoding them in the
-/// loop takes no branches: the leftover levels sit after the points in one table.
-template <int D, int B>
+/// loop takes no branches: the leftover levels sit after the points in one table, kept in as many
+/// copies as the budget allows (CopiedTable).
+template <int D, int B, int Budget>
 struct OctopusFragments {
+    static constexpr Scheme kScheme = Scheme::octopus;
     static constexpr int kTriplets = D / 3, kLeftoverBits = B / 3 > 1 ? B / 3 : 1;
     static constexpr int kKeySlots = D / 4, kKeyTriplets = D / 12, kKeyTail = kKeySlots - 3 * kKeyTriplets;
     static constexpr int kValueSlots = D / 8, kValueTriplets = D / 24, kValueTail = kValueSlots - 3 * kValueTriplets;
+    static constexpr int kMaxRecordBytes = (kTriplets * B + (D - 3 * kTriplets) * kLeftoverBits + 7) / 8 + 4;
+    static constexpr int kEntries = (1 << B) + (1 << kLeftoverBits);  // points, then the leftover levels as (level, 0 | 0, 0)
+    using PointTable = CopiedTable<uint2, kEntries, table_copies(8 * kEntries, 16, Budget)>;
     struct Tables {
-        uint2 points[(1 << B) + (1 << kLeftoverBits)];  // then the leftover levels as (level, 0 | 0, 0)
+        PointTable points;
     };
     /// Where each tail slot of one lane comes from, relative to a record's first bit.
     template <int Tail>
     struct TailPlan {
+        std::uint32_t copy;  // the lane's copy of the table
         int offset[Tail];
         std::uint32_t mask[Tail];
-        int entry[Tail];      // index of the table's first entry for this slot: 0, or 2^B for leftovers
-        int component[Tail];  // 0, 1, 2: x, y, z of a point (a leftover level is component 0)
+        std::uint32_t entry[Tail];  // index of the table's first entry for this slot: 0, or 2^B for leftovers
+        int component[Tail];        // 0, 1, 2: x, y, z of a point (a leftover level is component 0)
     };
     using KeyPlan = TailPlan<kKeyTail>;
     using ValuePlan = TailPlan<kValueTail>;
     static bool matches(const CodecView& c) {
-        return c.scheme == Scheme::octopus && c.bits == B && c.dim == D && c.leftover_bits == kLeftoverBits;
+        return c.scheme == kScheme && c.bits == B && c.dim == D && c.leftover_bits == kLeftoverBits;
     }
 
     __device__ static void load(Tables& s, const CodecView& c, int thread, int threads) {
-        for (int i = thread; i < (1 << B); i += threads) s.points[i] = c.points[i];
-        for (int i = thread; i < (1 << kLeftoverBits); i += threads)
-            s.points[(1 << B) + i] = uint2{static_cast<std::uint32_t>(__half_as_ushort(c.scalar_levels[i])), 0u};
+        s.points.fill(
+            [&](int i) {
+                return i < (1 << B) ? c.points[i]
+                                    : uint2{static_cast<std::uint32_t>(__half_as_ushort(c.scalar_levels[i - (1 << B)])), 0u};
+            },
+            thread, threads);
     }
     __device__ static int key_coordinate(int t, int slot) {
         return slot < 3 * kKeyTriplets ? 3 * kKeyTriplets * t + slot : 12 * kKeyTriplets + kKeyTail * t + slot - 3 * kKeyTriplets;
@@ -152,44 +205,46 @@ struct OctopusFragments {
     }
 
     template <int Tail>
-    __device__ static TailPlan<Tail> plan(int first_coordinate) {
+    __device__ static TailPlan<Tail> plan(int first_coordinate, int lane) {
         TailPlan<Tail> p;
+        p.copy = PointTable::lane_offset(lane);
 #pragma unroll
         for (int r = 0; r < Tail; ++r) {
             const int i = first_coordinate + r;
             const bool leftover = i >= 3 * kTriplets;
             p.offset[r] = leftover ? B * kTriplets + kLeftoverBits * (i - 3 * kTriplets) : B * (i / 3);
             p.mask[r] = leftover ? (1u << kLeftoverBits) - 1u : (1u << B) - 1u;
-            p.entry[r] = leftover ? 1 << B : 0;
+            p.entry[r] = leftover ? 1u << B : 0u;
             p.component[r] = leftover ? 0 : i % 3;
         }
         return p;
     }
-    __device__ static KeyPlan key_plan(int t) { return plan<kKeyTail>(12 * kKeyTriplets + kKeyTail * t); }
-    __device__ static ValuePlan value_plan(int g) { return plan<kValueTail>(24 * kValueTriplets + kValueTail * g); }
+    __device__ static KeyPlan key_plan(int lane) { return plan<kKeyTail>(12 * kKeyTriplets + kKeyTail * (lane % 4), lane); }
+    __device__ static ValuePlan value_plan(int lane) { return plan<kValueTail>(24 * kValueTriplets + kValueTail * (lane / 4), lane); }
 
     /// Whether slot s (of a run with `Triplets` triplets first) sits in the high half of its word.
     template <int Triplets>
     __device__ static constexpr bool high_half(int s) { return s < 3 * Triplets && s % 3 == 1; }
 
-    /// The words holding slots [0, 3·Triplets + Tail) of one key: slot s in half high_half(s) of w[s].
-    template <int Triplets, int Tail>
+    /// The words holding slots [0, 3·Triplets + Used) of one key, Triplets triplets from first_triplet
+    /// and then the first Used (0 or Tail) tail slots: slot s in half high_half(s) of w[s].
+    template <int Triplets, int Tail, int Used>
     __device__ static void slot_words(const Tables& s, const std::uint32_t* words, int record, int first_triplet,
-                                      const TailPlan<Tail>& tail, std::uint32_t (&w)[3 * Triplets + Tail]) {
+                                      const TailPlan<Tail>& tail, std::uint32_t (&w)[3 * Triplets + Used]) {
         std::uint32_t codes[Triplets];
-        fields_at<Triplets, B>(words, record + B * first_triplet, codes);
+        offsets_at<Triplets, B, PointTable::kShift>(words, record + B * first_triplet, tail.copy, codes);
 #pragma unroll
         for (int m = 0; m < Triplets; ++m) {
-            const uint2 p = s.points[codes[m]];
+            const uint2 p = s.points.at(codes[m]);
             w[3 * m] = w[3 * m + 1] = p.x;
             w[3 * m + 2] = p.y;
         }
 #pragma unroll
-        for (int r = 0; r < Tail; ++r) {
+        for (int r = 0; r < Used; ++r) {
             const int position = record + tail.offset[r];
             const std::uint32_t low_word = words[position >> 5], high_word = words[(position >> 5) + 1];
             const std::uint32_t code = __funnelshift_r(low_word, high_word, static_cast<unsigned>(position & 31)) & tail.mask[r];
-            const uint2 p = s.points[tail.entry[r] + code];
+            const uint2 p = s.points.at(((tail.entry[r] | code) << PointTable::kShift) | tail.copy);
             const int k = tail.component[r];
             w[3 * Triplets + r] = k == 2 ? p.y : k == 1 ? p.x >> 16 : p.x;
         }
@@ -199,7 +254,7 @@ struct OctopusFragments {
     __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t,
                                          const KeyPlan& tail, std::uint32_t (&b)[D / 16][2]) {
         std::uint32_t w[kKeySlots];
-        slot_words<kKeyTriplets, kKeyTail>(s, words, record, kKeyTriplets * t, tail, w);
+        slot_words<kKeyTriplets, kKeyTail, kKeyTail>(s, words, record, kKeyTriplets * t, tail, w);
 #pragma unroll
         for (int j = 0; j < D / 16; ++j)
 #pragma unroll
@@ -211,27 +266,38 @@ struct OctopusFragments {
             }
     }
 
-    /// B operands of O = P·V for lane (g, t): b[c][0] pairs tokens 2t, 2t+1 at value slot c, b[c][1]
-    /// tokens 2t+8, 2t+9. Tokens' records start `record_bits` apart.
+    /// Value slots are decoded in two chunks split at a triplet boundary, [0, kValueSplit) and
+    /// [kValueSplit, kValueSlots) (the tail in the second), each going to the tensor cores before the
+    /// next is decoded: fewer registers for values.
+    static constexpr int kValueSplit = 3 * ((kValueTriplets + 1) / 2);
+    /// B operands of O = P·V for lane (g, t) at value slots [First, First + Count) (one of the two
+    /// chunks): b[c][0] pairs tokens 2t, 2t+1 at slot First + c, b[c][1] tokens 2t+8, 2t+9. Records
+    /// start `record_bits` apart.
+    template <int First, int Count>
     __device__ static void value_fragments(const Tables& s, const std::uint32_t* words, int record_bits, int g, int t,
-                                           const ValuePlan& tail, std::uint32_t (&b)[D / 8][2]) {
-        constexpr int kT = kValueTriplets;
+                                           const ValuePlan& tail, std::uint32_t (&b)[Count][2]) {
+        static_assert(First % 3 == 0 && (First + Count == kValueSlots || (First == 0 && Count == kValueSplit)),
+                      "value chunks are [0, kValueSplit) and [kValueSplit, kValueSlots)");
+        constexpr bool kLast = First + Count == kValueSlots;
+        constexpr int kT = kLast ? kValueTriplets - First / 3 : Count / 3, kUsed = kLast ? kValueTail : 0;
+        const int first_triplet = kValueTriplets * g + First / 3;
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
-            std::uint32_t first[kValueSlots], second[kValueSlots];
+            std::uint32_t first[Count], second[Count];
             const int token = 2 * t + 8 * k;
-            slot_words<kT, kValueTail>(s, words, token * record_bits, kT * g, tail, first);
-            slot_words<kT, kValueTail>(s, words, (token + 1) * record_bits, kT * g, tail, second);
+            slot_words<kT, kValueTail, kUsed>(s, words, token * record_bits, first_triplet, tail, first);
+            slot_words<kT, kValueTail, kUsed>(s, words, (token + 1) * record_bits, first_triplet, tail, second);
 #pragma unroll
-            for (int c = 0; c < kValueSlots; ++c)
+            for (int c = 0; c < Count; ++c)
                 b[c][k] = join_halves(first[c], high_half<kT>(c), second[c], high_half<kT>(c), false);
         }
     }
 };
 
-/// Calls f.template operator()<Fragments>() with the fragment type of `c`; false when the GPU kernels
-/// have none (dims other than 64, 128, 256; TurboQuant bits other than 2, 3, 4).
-template <class F>
+/// Calls f.template operator()<Fragments>() with the fragment type of `c` (its tables within Budget
+/// bytes); false when the GPU kernels have none (dims other than 64, 128, 256; TurboQuant bits other
+/// than 2, 3, 4).
+template <int Budget, class F>
 bool with_fragments(const CodecView& c, F&& f) {
     bool found = false;
     const auto one = [&]<class Fragments>() {
@@ -241,16 +307,16 @@ bool with_fragments(const CodecView& c, F&& f) {
         }
     };
     const auto dims = [&]<int D>() {
-        one.template operator()<TurboQuantFragments<D, 2>>();
-        one.template operator()<TurboQuantFragments<D, 3>>();
-        one.template operator()<TurboQuantFragments<D, 4>>();
-        one.template operator()<OctopusFragments<D, 6>>();
-        one.template operator()<OctopusFragments<D, 7>>();
-        one.template operator()<OctopusFragments<D, 8>>();
-        one.template operator()<OctopusFragments<D, 9>>();
-        one.template operator()<OctopusFragments<D, 10>>();
-        one.template operator()<OctopusFragments<D, 11>>();
-        one.template operator()<OctopusFragments<D, 12>>();
+        one.template operator()<TurboQuantFragments<D, 2, Budget>>();
+        one.template operator()<TurboQuantFragments<D, 3, Budget>>();
+        one.template operator()<TurboQuantFragments<D, 4, Budget>>();
+        one.template operator()<OctopusFragments<D, 6, Budget>>();
+        one.template operator()<OctopusFragments<D, 7, Budget>>();
+        one.template operator()<OctopusFragments<D, 8, Budget>>();
+        one.template operator()<OctopusFragments<D, 9, Budget>>();
+        one.template operator()<OctopusFragments<D, 10, Budget>>();
+        one.template operator()<OctopusFragments<D, 11, Budget>>();
+        one.template operator()<OctopusFragments<D, 12, Budget>>();
     };
     dims.template operator()<64>();
     dims.template operator()<128>();
@@ -277,11 +343,33 @@ __device__ inline void wait_async() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
 }
 
-/// A warp copies the 16 records starting at `source` (16-byte aligned) into `target`.
-__device__ inline void stage_tile(std::uint8_t* target, const std::uint8_t* source, int record_bytes, int lane) {
-    const int bytes = kTileTokens * record_bytes;
-    for (int offset = lane * 16; offset < bytes; offset += 32 * 16) copy_async_16(target + offset, source + offset);
-}
+/// One lane's share of copying a warp's tiles of 16 records into shared memory, worked out once per
+/// kernel: the lane copies 16-byte pieces lane, lane + 32, ... of a tile, those inside it (records are
+/// at most MaxRecordBytes long, so that is a few predicated copies with constant offsets). The warp's
+/// tiles lie `step` bytes apart from `first_tile` (16-byte aligned).
+template <int MaxRecordBytes>
+struct TileCopy {
+    static constexpr int kPieces = (kTileTokens * MaxRecordBytes + 511) / 512;
+    const std::uint8_t* source;
+    long long step;
+    int lane_bytes;
+    unsigned pieces;  // bit p: piece p of this lane lies inside a tile
+
+    __device__ TileCopy(const std::uint8_t* first_tile, long long step_bytes, int record_bytes, int lane)
+        : source(first_tile + lane * 16), step(step_bytes), lane_bytes(lane * 16), pieces(0) {
+#pragma unroll
+        for (int p = 0; p < kPieces; ++p)
+            if (lane * 16 + p * 512 < kTileTokens * record_bytes) pieces |= 1u << p;
+    }
+    /// Starts copying the warp's tile i into `target`.
+    __device__ void operator()(std::uint8_t* target, int i) const {
+        const std::uint8_t* from = source + i * step;
+        std::uint8_t* to = target + lane_bytes;
+#pragma unroll
+        for (int p = 0; p < kPieces; ++p)
+            if (pieces & (1u << p)) copy_async_16(to + 512 * p, from + 512 * p);
+    }
+};
 
 /// Runs compute(i, stage) over a warp's `tiles` tiles while the next Stages − 1 tiles load.
 template <int Stages, class Issue, class Compute>
@@ -309,11 +397,17 @@ __device__ inline void prepare_queries(float (*rotated)[D], float* scale, const 
     constexpr int E = D / 32;
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     for (int row = warp; row < 16; row += Warps) {
+        if (row >= rows) {  // padding rows of the mma: zero, nothing to rotate
+#pragma unroll
+            for (int j = 0; j < E; ++j) rotated[row][lane * E + j] = 0.0f;
+            if (lane == 0) scale[row] = 0.0f;
+            continue;
+        }
         float v[E];
         float sum = 0.0f;
 #pragma unroll
         for (int j = 0; j < E; ++j) {
-            v[j] = row < rows ? q[row * D + lane * E + j] : 0.0f;
+            v[j] = q[row * D + lane * E + j];
             sum += v[j] * v[j];
         }
 #pragma unroll
@@ -355,7 +449,7 @@ __device__ inline void query_fragments(const float (*rotated)[D], int g, int t, 
             }
 }
 
-/// s += q·k with q = hi + lo and k fp16-exact: with Halves = 1 both parts ride in one mma (rows g and
+/// s = q·k with q = hi + lo and k fp16-exact: with Halves = 1 both parts ride in one mma (rows g and
 /// g + 8), with Halves = 2 they take one mma each. The products go to independent accumulators, summed
 /// at the end, so consecutive mma instructions do not wait on each other.
 template <int D, int Halves>
@@ -366,7 +460,7 @@ __device__ inline void scores_from_fragments(float (&s)[2 * Halves], const std::
 #pragma unroll
         for (int j = 0; j < D / 16; ++j) mma_16816<2>(part[j % 2], q_hi[j], k[j][0], k[j][1]);
 #pragma unroll
-        for (int c = 0; c < 2; ++c) s[c] += (part[0][c] + part[0][2 + c]) + (part[1][c] + part[1][2 + c]);
+        for (int c = 0; c < 2; ++c) s[c] = (part[0][c] + part[0][2 + c]) + (part[1][c] + part[1][2 + c]);
     } else {
         float part[4][4] = {};
 #pragma unroll
@@ -375,7 +469,7 @@ __device__ inline void scores_from_fragments(float (&s)[2 * Halves], const std::
             mma_16816<2>(part[2 + j % 2], q_lo[j], k[j][0], k[j][1]);
         }
 #pragma unroll
-        for (int c = 0; c < 4; ++c) s[c] += (part[0][c] + part[1][c]) + (part[2][c] + part[3][c]);
+        for (int c = 0; c < 4; ++c) s[c] = (part[0][c] + part[1][c]) + (part[2][c] + part[3][c]);
     }
 }
 

@@ -23,7 +23,9 @@
 namespace octopus::cuda {
 namespace detail {
 
-inline constexpr int kScoreWarps = 4, kScoreStages = 8, kScoreTilesPerWarp = 32;
+// Eight warps share a block's codebook copies (CopiedTable): 68 KB of them buy 16 copies of every
+// OCTOPUS table up to B = 9 (32 of every TurboQuant one), and two blocks still fit a multiprocessor.
+inline constexpr int kScoreWarps = 8, kScoreStages = 4, kScoreTableBudget = 68 * 1024;
 
 /// Multiprocessors of the current device (asked once per device).
 inline int multiprocessors() {
@@ -99,7 +101,7 @@ __global__ void __launch_bounds__(32 * Warps)
 #pragma unroll
     for (int h = 0; h < Halves; ++h) row_scale[h] = query_scale[g + 8 * h];
 
-    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(t);
+    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane);
     const int rb = c.record_bytes, tile = tile_bytes(rb);
     const int tiles = (end - start + kTileTokens - 1) / kTileTokens;
     const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;
@@ -107,26 +109,27 @@ __global__ void __launch_bounds__(32 * Warps)
     std::uint8_t* mine = staging + warp * Stages * tile;
     float* out_rows = out + (static_cast<long long>(b) * shape.q_heads + first_head + g) * shape.max_length;
 
+    const TileCopy<Fragments::kMaxRecordBytes> copy(records + static_cast<long long>(start + warp * kTileTokens) * rb,
+                                                    static_cast<long long>(Warps) * kTileTokens * rb, rb, lane);
+
     warp_pipeline<Stages>(
-        my_tiles,
-        [&](int i, int stage) {
-            const int first = start + (warp + i * Warps) * kTileTokens;
-            stage_tile(mine + stage * tile, records + static_cast<long long>(first) * rb, rb, lane);
-        },
+        my_tiles, [&](int i, int stage) { copy(mine + stage * tile, i); },
         [&](int i, int stage) {
             const int first = start + (warp + i * Warps) * kTileTokens;
             const auto* words = reinterpret_cast<const std::uint32_t*>(mine + stage * tile);
+            // Lane i < 16 reads token i's norm; the lanes that scale a token's scores get it by shuffle.
+            const float lane_norm = norm_at(words, (lane % kTileTokens) * rb, c.code_bytes, c.norm_fp16);
 #pragma unroll
             for (int half_tile = 0; half_tile < 2; ++half_tile) {
                 std::uint32_t k[D / 16][2];
                 Fragments::key_fragments(tables, words, (half_tile * 8 + g) * rb * 8, t, key_plan, k);
-                float s[2 * Halves] = {};
+                float s[2 * Halves];
                 scores_from_fragments<D, Halves>(s, q_hi, q_lo, k);
 #pragma unroll
                 for (int k = 0; k < 2; ++k) {
                     const int token = half_tile * 8 + 2 * t + k;
+                    const float norm = __shfl_sync(kFullMask, lane_norm, token);
                     if (first + token >= end) continue;
-                    const float norm = norm_at(words, token * rb, c.code_bytes, c.norm_fp16);
 #pragma unroll
                     for (int h = 0; h < Halves; ++h)
                         if (g + 8 * h < rows) out_rows[8LL * h * shape.max_length + first + token] = s[2 * h + k] * row_scale[h] * norm;
@@ -136,10 +139,10 @@ __global__ void __launch_bounds__(32 * Warps)
 }
 
 /// Runs f.template operator()<Fragments, Halves>() for the codec and the group size (Halves = 1 for
-/// groups of up to 8 query heads per KV head, 2 beyond).
-template <class F>
+/// groups of up to 8 query heads per KV head, 2 beyond), tables within Budget bytes.
+template <int Budget, class F>
 bool with_kernel_shape(const CodecView& c, int group, F&& f) {
-    return with_fragments(c, [&]<class Fragments>() {
+    return with_fragments<Budget>(c, [&]<class Fragments>() {
         if (group <= 8) f.template operator()<Fragments, 1>();
         else f.template operator()<Fragments, 2>();
     });
@@ -158,20 +161,22 @@ inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* 
     if (shape.max_length == 0) return;
     const CodecView& c = keys.view();
     const int group = shape.q_heads / shape.kv_heads;
-    const bool found = detail::with_kernel_shape(c, group, [&]<class Fragments, int Halves>() {
+    const bool found = detail::with_kernel_shape<detail::kScoreTableBudget>(c, group, [&]<class Fragments, int Halves>() {
         constexpr int D = Fragments::kKeySlots * 4;
         constexpr int W = detail::kScoreWarps, S = detail::kScoreStages;
         auto kernel = detail::scores_kernel<Fragments, D, Halves, W, S>;
         const int smem = detail::fused_prefix_bytes<Fragments, D>() + W * S * detail::tile_bytes(c.record_bytes);
-        detail::prepare_kernel(kernel, 32 * W, smem);
-        // Enough blocks for about four per multiprocessor, each at least one tile per warp.
+        octopus::detail::require(c.record_bytes <= Fragments::kMaxRecordBytes, "octopus::cuda::scores: record size");
+        const int per_multiprocessor = detail::prepare_kernel(kernel, 32 * W, smem);
+        // One wave of blocks, each over a run of whole tiles per warp: the longer the run, the less
+        // each token pays for a block's set-up (tables, rotated queries).
         const int chunks = (group + 8 * Halves - 1) / (8 * Halves);
         const long long rows_of_blocks = static_cast<long long>(shape.batch) * shape.kv_heads * chunks;
-        const long long wanted = 4LL * detail::multiprocessors();
-        const long long per_block = (shape.max_length * rows_of_blocks + wanted - 1) / wanted;
-        const int tokens_per_block = static_cast<int>(std::clamp<long long>(
-            (per_block + W * detail::kTileTokens - 1) / (W * detail::kTileTokens) * (W * detail::kTileTokens),
-            W * detail::kTileTokens, W * detail::kScoreTilesPerWarp * detail::kTileTokens));
+        const long long wave = static_cast<long long>(std::max(1, per_multiprocessor)) * detail::multiprocessors();
+        const long long blocks_per_row = std::max(1LL, wave / rows_of_blocks);
+        const int step = W * detail::kTileTokens;
+        const long long per_block = (shape.max_length + blocks_per_row - 1) / blocks_per_row;
+        const int tokens_per_block = static_cast<int>(std::max<long long>(step, (per_block + step - 1) / step * step));
         const dim3 grid(static_cast<unsigned>((shape.max_length + tokens_per_block - 1) / tokens_per_block),
                         static_cast<unsigned>(shape.kv_heads * chunks), static_cast<unsigned>(shape.batch));
         kernel<<<grid, 32 * W, smem, stream>>>(c, q, cache, shape, tokens_per_block, out);
