@@ -372,20 +372,21 @@ inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values,
         constexpr int D = Fragments::kKeySlots * 4;
         constexpr int W = detail::kAttentionWarps, S = detail::kAttentionStages;
         require(k.record_bytes <= Fragments::kMaxRecordBytes && v.record_bytes <= Fragments::kMaxRecordBytes,
-                "octopus::cuda::decode_attention: record size");
+                "octopus::cuda::decode_attention: records longer than the kernel stages");
         auto kernel = detail::attention_kernel<Fragments, D, Halves, W, S>;
         const int staging = std::max(W * S * (detail::tile_bytes(k.record_bytes) + detail::tile_bytes(v.record_bytes)),
                                      16 * D * static_cast<int>(sizeof(float)));  // also the rotated queries
         const int smem = detail::round_up_16(static_cast<int>(sizeof(typename Fragments::Tables))) + 16 * 4 + staging;
         const int per_multiprocessor = detail::prepare_kernel(kernel, 32 * W, smem);
-        // One wave of blocks over all (sequence, KV head, chunk, split), splits of whole tiles and at
-        // least one tile per warp.
+        // At most one wave of blocks over all (sequence, KV head, chunk, split), splits of whole tiles
+        // and at least one tile per warp. Rounding the splits down keeps the grid within the wave: a
+        // second, mostly empty wave would leave its multiprocessors idle for as long as the first.
         const int chunks = (group + 8 * Halves - 1) / (8 * Halves);
         const long long heads = static_cast<long long>(shape.batch) * shape.kv_heads * chunks;
         const long long wave = static_cast<long long>(std::max(1, per_multiprocessor)) * detail::multiprocessors();
         const int min_tokens = W * detail::kTileTokens;
         const int most = std::max(1, (shape.max_length + min_tokens - 1) / min_tokens);
-        int splits = static_cast<int>(std::clamp<long long>((wave + heads - 1) / heads, 1, std::min(most, workspace.max_splits())));
+        int splits = static_cast<int>(std::clamp<long long>(wave / heads, 1, std::min(most, workspace.max_splits())));
         const int per_split = (shape.max_length + splits - 1) / splits;
         const int split_tokens = std::max(detail::kTileTokens, (per_split + detail::kTileTokens - 1) / detail::kTileTokens * detail::kTileTokens);
         splits = std::max(1, (shape.max_length + split_tokens - 1) / split_tokens);

@@ -166,7 +166,8 @@ inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* 
         constexpr int W = detail::kScoreWarps, S = detail::kScoreStages;
         auto kernel = detail::scores_kernel<Fragments, D, Halves, W, S>;
         const int smem = detail::fused_prefix_bytes<Fragments, D>() + W * S * detail::tile_bytes(c.record_bytes);
-        octopus::detail::require(c.record_bytes <= Fragments::kMaxRecordBytes, "octopus::cuda::scores: record size");
+        octopus::detail::require(c.record_bytes <= Fragments::kMaxRecordBytes,
+                                 "octopus::cuda::scores: records longer than the kernel stages");
         const int per_multiprocessor = detail::prepare_kernel(kernel, 32 * W, smem);
         // One wave of blocks, each over a run of whole tiles per warp: the longer the run, the less
         // each token pays for a block's set-up (tables, rotated queries).
