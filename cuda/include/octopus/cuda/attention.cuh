@@ -106,13 +106,12 @@ __device__ inline float fast_exp2(float x) {
 
 template <class Fragments, int D, int Halves, int Warps, int Stages>
 __global__ void __launch_bounds__(32 * Warps, kAttentionBlocksPerSM) attention_kernel(AttentionArguments p) {
-    // Shared memory: tables, query scales, staging. The rotated queries (read once, before the first
-    // tile is staged) and the warps' merged results (written after the last) share the staging space.
     extern __shared__ __align__(16) unsigned char shared[];
-    auto& tables = *reinterpret_cast<typename Fragments::Tables*>(shared);
-    float* query_scale = reinterpret_cast<float*>(shared + round_up_16(sizeof(typename Fragments::Tables)));
-    std::uint8_t* staging = reinterpret_cast<std::uint8_t*>(query_scale + 16);
-    auto* rotated = reinterpret_cast<float(*)[D]>(staging);
+    using Layout = FusedLayout<Fragments, D>;
+    auto& tables = Layout::tables(shared);
+    float* query_scale = Layout::scales(shared);
+    std::uint8_t* staging = Layout::staging(shared);
+    auto* rotated = Layout::rotated(shared);
     __shared__ float merged_max[16], merged_sum[16];
     __shared__ bool last_block;
 
@@ -374,9 +373,8 @@ inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values,
         require(k.record_bytes <= Fragments::kMaxRecordBytes && v.record_bytes <= Fragments::kMaxRecordBytes,
                 "octopus::cuda::decode_attention: records longer than the kernel stages");
         auto kernel = detail::attention_kernel<Fragments, D, Halves, W, S>;
-        const int staging = std::max(W * S * (detail::tile_bytes(k.record_bytes) + detail::tile_bytes(v.record_bytes)),
-                                     16 * D * static_cast<int>(sizeof(float)));  // also the rotated queries
-        const int smem = detail::round_up_16(static_cast<int>(sizeof(typename Fragments::Tables))) + 16 * 4 + staging;
+        const int smem = detail::FusedLayout<Fragments, D>::bytes(
+            W * S * (detail::tile_bytes(k.record_bytes) + detail::tile_bytes(v.record_bytes)));
         const int per_multiprocessor = detail::prepare_kernel(kernel, 32 * W, smem);
         // At most one wave of blocks over all (sequence, KV head, chunk, split), splits of whole tiles
         // and at least one tile per warp. Rounding the splits down keeps the grid within the wave: a

@@ -64,22 +64,34 @@ int prepare_kernel(Kernel kernel, int threads, int bytes) {
     return blocks;
 }
 
-__host__ __device__ inline int round_up_16(int bytes) { return (bytes + 15) / 16 * 16; }
+__host__ __device__ constexpr int round_up_16(int bytes) { return (bytes + 15) / 16 * 16; }
 
+/// Shared memory of both fused kernels: the codebook tables, 16 query scales, then the warps'
+/// staging. The rotated queries live in the staging space too: they are read once, into registers,
+/// before the first tile is staged (and attention merges its warps there after the last).
 template <class Fragments, int D>
-__host__ __device__ inline int fused_prefix_bytes() {
-    return round_up_16(static_cast<int>(sizeof(typename Fragments::Tables))) + 16 * D * 4 + 16 * 4;
-}
+struct FusedLayout {
+    static constexpr int kScales = round_up_16(static_cast<int>(sizeof(typename Fragments::Tables)));
+    static constexpr int kStaging = kScales + 16 * static_cast<int>(sizeof(float));
+
+    /// Bytes for `staging` bytes of tiles (at least room for the 16 rotated query rows).
+    static int bytes(int staging) { return kStaging + std::max(staging, 16 * D * static_cast<int>(sizeof(float))); }
+    __device__ static auto& tables(unsigned char* shared) { return *reinterpret_cast<typename Fragments::Tables*>(shared); }
+    __device__ static float* scales(unsigned char* shared) { return reinterpret_cast<float*>(shared + kScales); }
+    __device__ static std::uint8_t* staging(unsigned char* shared) { return shared + kStaging; }
+    __device__ static float (*rotated(unsigned char* shared))[D] { return reinterpret_cast<float(*)[D]>(shared + kStaging); }
+};
 
 template <class Fragments, int D, int Halves, int Warps, int Stages>
 __global__ void __launch_bounds__(32 * Warps)
     scores_kernel(CodecView c, const float* q, const std::uint8_t* cache, CacheShape shape, int tokens_per_block,
                   float* out) {
     extern __shared__ __align__(16) unsigned char shared[];
-    auto& tables = *reinterpret_cast<typename Fragments::Tables*>(shared);
-    auto* rotated = reinterpret_cast<float(*)[D]>(shared + round_up_16(sizeof(typename Fragments::Tables)));
-    float* query_scale = reinterpret_cast<float*>(rotated + 16);
-    std::uint8_t* staging = reinterpret_cast<std::uint8_t*>(query_scale + 16);
+    using Layout = FusedLayout<Fragments, D>;
+    auto& tables = Layout::tables(shared);
+    float* query_scale = Layout::scales(shared);
+    std::uint8_t* staging = Layout::staging(shared);
+    auto* rotated = Layout::rotated(shared);
 
     constexpr int kRows = 8 * Halves;
     const int group = shape.q_heads / shape.kv_heads, chunks = (group + kRows - 1) / kRows;
@@ -100,6 +112,7 @@ __global__ void __launch_bounds__(32 * Warps)
     float row_scale[Halves];
 #pragma unroll
     for (int h = 0; h < Halves; ++h) row_scale[h] = query_scale[g + 8 * h];
+    __syncthreads();  // every warp has its query operands before tiles land on the rotated queries
 
     const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane);
     const int rb = c.record_bytes, tile = tile_bytes(rb);
@@ -165,7 +178,7 @@ inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* 
         constexpr int D = Fragments::kKeySlots * 4;
         constexpr int W = detail::kScoreWarps, S = detail::kScoreStages;
         auto kernel = detail::scores_kernel<Fragments, D, Halves, W, S>;
-        const int smem = detail::fused_prefix_bytes<Fragments, D>() + W * S * detail::tile_bytes(c.record_bytes);
+        const int smem = detail::FusedLayout<Fragments, D>::bytes(W * S * detail::tile_bytes(c.record_bytes));
         octopus::detail::require(c.record_bytes <= Fragments::kMaxRecordBytes,
                                  "octopus::cuda::scores: records longer than the kernel stages");
         const int per_multiprocessor = detail::prepare_kernel(kernel, 32 * W, smem);
