@@ -219,7 +219,8 @@ TEST_F(Gpu, FusedScoresMatchTheCpuDot) {
     for (std::size_t d : {64, 128, 256})
         for (const Config& config : kAllCodecs) {
             const Pair pair = make_pair(config.turboquant, d, config.bits, 3 + d, d == 128 ? NormFormat::fp16 : NormFormat::fp32);
-            const int batch = 2, kv_heads = 2, group = d == 128 ? 4 : 1, q_heads = kv_heads * group, capacity = 224;
+            // Groups of every block width: 7 (8 columns, one unused), 4, and 20 (two blocks of 16 heads).
+            const int batch = 2, kv_heads = 2, group = d == 64 ? 7 : d == 128 ? 4 : 20, q_heads = kv_heads * group, capacity = 224;
             const std::vector<int> lengths = {37, 211};
             const HostCache cache = host_cache(pair.cpu, batch, kv_heads, capacity, lengths, 9);
             const auto q = test_queries(batch, q_heads, d, 17);
@@ -334,9 +335,10 @@ void check_attention(bool turboquant, std::size_t d, double bits, int batch, int
 
 TEST_F(Gpu, FusedAttentionMatchesADoubleReferenceOnDecodedKeysAndValues) {
     for (const Config& config : kAllCodecs) check_attention(config.turboquant, 128, config.bits, 2, 32, 8, {1000, 77}, 1008);
-    for (std::size_t d : {64, 256}) {
-        check_attention(true, d, 3, 2, 8, 2, {300, 5}, 304);
-        check_attention(false, d, 3, 2, 8, 2, {300, 5}, 304);
+    for (std::size_t d : {64, 256}) {  // groups of 6 and 8: blocks of 8 heads
+        const int q_heads = d == 64 ? 12 : 16;
+        check_attention(true, d, 3, 2, q_heads, 2, {300, 5}, 304);
+        check_attention(false, d, 3, 2, q_heads, 2, {300, 5}, 304);
     }
 }
 

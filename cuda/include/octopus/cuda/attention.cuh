@@ -7,8 +7,9 @@
 // registers, fragments.cuh), merges its warps, and writes (max, sum, weighted values) for its split.
 // The last block of a (sequence, KV head) to finish merges the splits, and, because values were summed
 // in the rotated domain (Σ p_t |v_t| ṽ_t, ṽ the codebook point), applies the inverse rotation once per
-// output row. All query heads of a group (GQA) share each decoded key and value: they are the rows
-// of the mma.
+// output row. All query heads of a group (GQA) share each decoded key and value: they are the columns
+// of the mma (Sᵀ = K·Qᵀ, Oᵀ = Vᵀ·Pᵀ; the weights cross from one to the other by an 8×8 transpose in
+// registers).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -74,13 +75,17 @@ private:
 
 namespace detail {
 
-// Three 4-warp blocks per multiprocessor: registers held to 170 a thread (the online softmax state,
-// the query operands and a key's or half a tile's values in flight), and shared memory for three
-// copies of 34 KB of tables (8 copies of the OCTOPUS B = 9 table) and four stages of K and V tiles.
-// (Two 8-warp blocks, at 128 registers, spill; 68 KB of tables fit two blocks only. Both measured
-// slower.)
-inline constexpr int kAttentionWarps = 4, kAttentionStages = 4, kAttentionBlocksPerSM = 3,
-                     kAttentionTableBudget = 34 * 1024;
+/// Warps of an attention block (one block per multiprocessor, so that all share one set of table
+/// copies): as many as registers allow for the block's heads, 128 a thread for 4 heads (Sᵀ's one
+/// n-block of queries and Oᵀ's 32 accumulators), 168 for 8 and 255 for 16. Fewer where the device's
+/// shared memory would not hold two stages of their tiles (head dim 256).
+template <class Fragments, int Heads>
+constexpr int attention_warps() {
+    int warps = Heads == 4 ? 16 : Heads == 8 ? 12 : 8;
+    const int two_stages = 2 * 2 * tile_bytes(Fragments::kMaxRecordBytes);  // keys and values
+    while (warps > 4 && static_cast<int>(sizeof(typename Fragments::Tables)) + warps * two_stages > 160 * 1024) warps -= 4;
+    return warps;
+}
 
 struct AttentionArguments {
     CodecView keys, values;
@@ -89,7 +94,7 @@ struct AttentionArguments {
     const std::uint8_t* value_cache;
     CacheShape shape;
     float scale_log2;  // softmax scale · log2(e): the kernel works in base 2
-    int splits, split_tokens;
+    int splits, split_tokens, stages;
     float* out;
     float* partial_values;  // [batch][q_heads][splits][dim]
     float* partial_max_sum; // [batch][q_heads][splits][2]
@@ -104,10 +109,12 @@ __device__ inline float fast_exp2(float x) {
     return y;
 }
 
-template <class Fragments, int D, int Halves, int Warps, int Stages>
-__global__ void __launch_bounds__(32 * Warps, kAttentionBlocksPerSM) attention_kernel(AttentionArguments p) {
+template <class Fragments, int D, int Heads, int Warps>
+__global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArguments p) {
     extern __shared__ __align__(16) unsigned char shared[];
     using Layout = FusedLayout<Fragments, D>;
+    using Columns = HeadColumns<Heads>;
+    constexpr int P = Columns::kWeightBlocks, M = D / 16;  // weight n-blocks; m-blocks of value slots
     auto& tables = Layout::tables(shared);
     float* query_scale = Layout::scales(shared);
     std::uint8_t* staging = Layout::staging(shared);
@@ -115,11 +122,10 @@ __global__ void __launch_bounds__(32 * Warps, kAttentionBlocksPerSM) attention_k
     __shared__ float merged_max[16], merged_sum[16];
     __shared__ bool last_block;
 
-    constexpr int kRows = 8 * Halves;
     const CacheShape& shape = p.shape;
-    const int group = shape.q_heads / shape.kv_heads, chunks = (group + kRows - 1) / kRows;
+    const int group = shape.q_heads / shape.kv_heads, chunks = (group + Heads - 1) / Heads;
     const int kv_head = static_cast<int>(blockIdx.y) / chunks, chunk = static_cast<int>(blockIdx.y) % chunks;
-    const int first_head = kv_head * group + chunk * kRows, rows = min(kRows, group - chunk * kRows);
+    const int first_head = kv_head * group + chunk * Heads, rows = min(Heads, group - chunk * Heads);
     const int b = static_cast<int>(blockIdx.z), split = static_cast<int>(blockIdx.x), length = clamp_length(shape.lengths[b], shape.max_length);
     const int start = split * p.split_tokens, end = min(start + p.split_tokens, length);
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
@@ -130,25 +136,37 @@ __global__ void __launch_bounds__(32 * Warps, kAttentionBlocksPerSM) attention_k
                               p.q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows, p.keys.signs,
                               p.scale_log2);
     __syncthreads();
-    std::uint32_t q_hi[D / 16][4], q_lo[D / 16][4];
-    query_fragments<Fragments, D, Halves>(rotated, g, t, q_hi, q_lo);
-    float row_scale[Halves];
+    std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
+    Columns::template query_operands<Fragments, D>(rotated, g, t, q_operands);
+    // This lane's heads are columns 2t and 2t + 1 of each weight block (head_of: −1 for none).
+    int head_of[P][2];
+    float head_scale[P][2];
 #pragma unroll
-    for (int h = 0; h < Halves; ++h) row_scale[h] = query_scale[g + 8 * h];
+    for (int w = 0; w < P; ++w)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int head = Columns::head(w, 2 * t + e);
+            head_of[w][e] = head < rows ? head : -1;
+            head_scale[w][e] = head >= 0 && head < rows ? query_scale[head] : 0.0f;
+        }
     __syncthreads();  // every warp has its query operands before tiles land on the rotated queries
 
-    // Online softmax state of rows g (and g + 8); acc[c] holds columns (2t, 2t+1) of n-block c.
-    float row_max[Halves], row_sum[Halves];
-    float acc[D / 8][2 * Halves];
+    // Online softmax state of the lane's heads; acc[w][m] holds value slots 2m, 2m + 1 of lane g
+    // (accumulator rows g, g + 8) for those heads (columns 2t, 2t + 1): {slot 2m: e = 0, 1; slot 2m + 1: e = 0, 1}.
+    float row_max[P][2], row_sum[P][2];
+    float acc[P][M][4];
 #pragma unroll
-    for (int h = 0; h < Halves; ++h) {
-        row_max[h] = -INFINITY;
-        row_sum[h] = 0.0f;
+    for (int w = 0; w < P; ++w) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            row_max[w][e] = -INFINITY;
+            row_sum[w][e] = 0.0f;
+        }
+#pragma unroll
+        for (int m = 0; m < M; ++m)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) acc[w][m][i] = 0.0f;
     }
-#pragma unroll
-    for (int c = 0; c < D / 8; ++c)
-#pragma unroll
-        for (int k = 0; k < 2 * Halves; ++k) acc[c][k] = 0.0f;
 
     const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane);
     const typename Fragments::ValuePlan value_plan = Fragments::value_plan(lane);
@@ -159,14 +177,14 @@ __global__ void __launch_bounds__(32 * Warps, kAttentionBlocksPerSM) attention_k
     const long long head_offset = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity;
     const std::uint8_t* key_records = p.key_cache + head_offset * kb;
     const std::uint8_t* value_records = p.value_cache + head_offset * vb;
-    std::uint8_t* mine = staging + warp * Stages * stage_bytes;
+    std::uint8_t* mine = staging + warp * p.stages * stage_bytes;
 
     const long long first_token = start + warp * kTileTokens, tile_step = static_cast<long long>(Warps) * kTileTokens;
     const TileCopy<Fragments::kMaxRecordBytes> copy_keys(key_records + first_token * kb, tile_step * kb, kb, lane);
     const TileCopy<Fragments::kMaxRecordBytes> copy_values(value_records + first_token * vb, tile_step * vb, vb, lane);
 
-    warp_pipeline<Stages>(
-        my_tiles,
+    warp_pipeline(
+        my_tiles, p.stages,
         [&](int i, int stage) {
             copy_keys(mine + stage * stage_bytes, i);
             copy_values(mine + stage * stage_bytes + key_tile, i);
@@ -176,125 +194,131 @@ __global__ void __launch_bounds__(32 * Warps, kAttentionBlocksPerSM) attention_k
             const auto* key_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes);
             const auto* value_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes + key_tile);
             // The tile's 16 key norms (lanes 0–15) and 16 value norms (lanes 16–31), one read per lane,
-            // handed to the lanes that need them by shuffles.
+            // handed to the lanes that need them (keys g and g + 8) by shuffles.
             const bool value_lane = lane >= kTileTokens;
             const float lane_norm = norm_at(value_lane ? value_words : key_words, (lane % kTileTokens) * (value_lane ? vb : kb),
                                             value_lane ? p.values.code_bytes : p.keys.code_bytes,
                                             value_lane ? p.values.norm_fp16 : p.keys.norm_fp16);
-            // Base-2 logits of tokens (2t, 2t+1) of each 8-token half tile, rows g (and g + 8).
-            float s[2][2 * Halves];
-            float value_norm[2][2];
+            // Base-2 logits: s[w][2k + e] is key g + 8k against the head of column 2t + e.
+            float s[P][4];
+            Columns::template tile_scores<Fragments, D>(tables, key_words, kb * 8, g, t, key_plan, q_operands, s);
+            float value_norm[2];
 #pragma unroll
-            for (int half_tile = 0; half_tile < 2; ++half_tile) {
-                std::uint32_t key[D / 16][2];
-                Fragments::key_fragments(tables, key_words, (half_tile * 8 + g) * kb * 8, t, key_plan, key);
-                scores_from_fragments<D, Halves>(s[half_tile], q_hi, q_lo, key);
+            for (int k = 0; k < 2; ++k) {
+                const int token = g + 8 * k;
+                const bool valid = first + token < end;
+                const float key_norm = __shfl_sync(kFullMask, lane_norm, token);
+                const float token_value_norm = __shfl_sync(kFullMask, lane_norm, kTileTokens + token);
+                value_norm[k] = valid ? token_value_norm : 0.0f;
 #pragma unroll
-                for (int k = 0; k < 2; ++k) {
-                    const int token = half_tile * 8 + 2 * t + k;
-                    const bool valid = first + token < end;
-                    const float key_norm = __shfl_sync(kFullMask, lane_norm, token);
-                    const float token_value_norm = __shfl_sync(kFullMask, lane_norm, kTileTokens + token);
-                    value_norm[half_tile][k] = valid ? token_value_norm : 0.0f;
+                for (int w = 0; w < P; ++w)
 #pragma unroll
-                    for (int h = 0; h < Halves; ++h)
-                        s[half_tile][2 * h + k] = valid ? s[half_tile][2 * h + k] * row_scale[h] * key_norm : -INFINITY;
-                }
+                    for (int e = 0; e < 2; ++e) s[w][2 * k + e] = valid ? s[w][2 * k + e] * head_scale[w][e] * key_norm : -INFINITY;
             }
-            float w[2][2 * Halves];
+            // Each head's tile maximum over the 16 keys: two per lane, then across the eight lanes g.
+            float keep[P][2];
             bool rescale = false;
-            float keep[Halves];
 #pragma unroll
-            for (int h = 0; h < Halves; ++h) {
-                float tile_max = fmaxf(fmaxf(s[0][2 * h], s[0][2 * h + 1]), fmaxf(s[1][2 * h], s[1][2 * h + 1]));
-                tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, 1));
-                tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, 2));
-                const float new_max = fmaxf(row_max[h], tile_max);
-                // A row that has seen only masked tokens keeps max −∞: its weights are 0, not NaN.
-                keep[h] = new_max == -INFINITY ? 1.0f : fast_exp2(row_max[h] - new_max);
-                rescale = rescale || new_max != row_max[h];
-                row_max[h] = new_max;
+            for (int w = 0; w < P; ++w)
 #pragma unroll
-                for (int half_tile = 0; half_tile < 2; ++half_tile)
+                for (int e = 0; e < 2; ++e) {
+                    float tile_max = fmaxf(s[w][e], s[w][2 + e]);
+#pragma unroll
+                    for (int m = 4; m <= 16; m *= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, m));
+                    const float new_max = fmaxf(row_max[w][e], tile_max);
+                    // A head that has seen only masked tokens keeps max −∞: its weights are 0, not NaN.
+                    keep[w][e] = new_max == -INFINITY ? 1.0f : fast_exp2(row_max[w][e] - new_max);
+                    rescale = rescale || new_max != row_max[w][e];
+                    row_max[w][e] = new_max;
 #pragma unroll
                     for (int k = 0; k < 2; ++k)
-                        w[half_tile][2 * h + k] = new_max == -INFINITY ? 0.0f : fast_exp2(s[half_tile][2 * h + k] - new_max);
-                row_sum[h] = row_sum[h] * keep[h] + (w[0][2 * h] + w[0][2 * h + 1]) + (w[1][2 * h] + w[1][2 * h + 1]);
-            }
+                        s[w][2 * k + e] = new_max == -INFINITY ? 0.0f : fast_exp2(s[w][2 * k + e] - new_max);  // now weights
+                    row_sum[w][e] = row_sum[w][e] * keep[w][e] + (s[w][e] + s[w][2 + e]);
+                }
             // Once the running maxima settle, most tiles leave them alone: skip the rescale then.
             if (__any_sync(kFullMask, rescale)) {
 #pragma unroll
-                for (int c = 0; c < D / 8; ++c)
+                for (int w = 0; w < P; ++w)
 #pragma unroll
-                    for (int h = 0; h < Halves; ++h) {
-                        acc[c][2 * h] *= keep[h];
-                        acc[c][2 * h + 1] *= keep[h];
-                    }
+                    for (int m = 0; m < M; ++m)
+#pragma unroll
+                        for (int i = 0; i < 4; ++i) acc[w][m][i] *= keep[w][i % 2];
             }
-            // P·V: A = weights · |v| (rows; tokens 2t, 2t+1 then 8+2t, 9+2t), B = decoded values.
-            std::uint32_t pw[2 * Halves];
+            // Pᵀ, the B operand of Oᵀ = Vᵀ·Pᵀ: weights · |v| of keys g, g + 8 for columns (2t, 2t + 1),
+            // transposed to columns (heads) g and keys (2t, 2t + 1), (2t + 8, 2t + 9).
+            std::uint32_t pw[P][2];
 #pragma unroll
-            for (int half_tile = 0; half_tile < 2; ++half_tile)
+            for (int w = 0; w < P; ++w)
 #pragma unroll
-                for (int h = 0; h < Halves; ++h)
-                    pw[half_tile * Halves + h] = pack_halves(__float2half_rn(w[half_tile][2 * h] * value_norm[half_tile][0]),
-                                                             __float2half_rn(w[half_tile][2 * h + 1] * value_norm[half_tile][1]));
+                for (int k = 0; k < 2; ++k)
+                    pw[w][k] = transpose_8x8(pack_halves(__float2half_rn(s[w][2 * k] * value_norm[k]),
+                                                         __float2half_rn(s[w][2 * k + 1] * value_norm[k])));
+            // Vᵀ in two chunks of value slots, each going to the tensor cores as soon as its m-blocks are
+            // whole (a chunk of odd length leaves its last slot for the next).
             constexpr int kSplit = Fragments::kValueSplit, kRest = D / 8 - kSplit;
-            {
-                std::uint32_t v[kSplit][2];
-                Fragments::template value_fragments<0, kSplit>(tables, value_words, vb * 8, g, t, value_plan, v);
+            std::uint32_t v0[kSplit][2], v1[kRest][2];
+            const auto slot = [&](int c, int k) { return c < kSplit ? v0[c][k] : v1[c - kSplit][k]; };
+            const auto multiply = [&](int m) {
+                const std::uint32_t a[4] = {slot(2 * m, 0), slot(2 * m + 1, 0), slot(2 * m, 1), slot(2 * m + 1, 1)};
 #pragma unroll
-                for (int c = 0; c < kSplit; ++c) mma_16816<Halves>(acc[c], pw, v[c][0], v[c][1]);
-            }
-            std::uint32_t v[kRest][2];
-            Fragments::template value_fragments<kSplit, kRest>(tables, value_words, vb * 8, g, t, value_plan, v);
+                for (int w = 0; w < P; ++w) mma_16816(acc[w][m], a, pw[w][0], pw[w][1]);
+            };
+            Fragments::template value_fragments<0, kSplit>(tables, value_words, vb * 8, g, t, value_plan, v0);
 #pragma unroll
-            for (int c = 0; c < kRest; ++c) mma_16816<Halves>(acc[kSplit + c], pw, v[c][0], v[c][1]);
+            for (int m = 0; m < kSplit / 2; ++m) multiply(m);
+            Fragments::template value_fragments<kSplit, kRest>(tables, value_words, vb * 8, g, t, value_plan, v1);
+#pragma unroll
+            for (int m = kSplit / 2; m < M; ++m) multiply(m);
         });
 
-    // Row sums over the four lanes of a row; then the warps merge, one after another, into shared
+    // Row sums over the eight lanes g of a head; then the warps merge, one after another, into shared
     // memory (the query buffer is free now), values in true coordinate order.
 #pragma unroll
-    for (int h = 0; h < Halves; ++h) {
-        row_sum[h] += __shfl_xor_sync(kFullMask, row_sum[h], 1);
-        row_sum[h] += __shfl_xor_sync(kFullMask, row_sum[h], 2);
-    }
+    for (int w = 0; w < P; ++w)
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+#pragma unroll
+            for (int m = 4; m <= 16; m *= 2) row_sum[w][e] += __shfl_xor_sync(kFullMask, row_sum[w][e], m);
     float(*merged)[D] = rotated;
-    for (int w = 0; w < Warps; ++w) {
+    for (int other = 0; other < Warps; ++other) {
         __syncthreads();
-        if (warp != w) continue;
-        float new_max[Halves], new_sum[Halves];
+        if (warp != other) continue;
+        float new_max[P][2], new_sum[P][2];
 #pragma unroll
-        for (int h = 0; h < Halves; ++h) {
-            const int row = g + 8 * h;
-            new_max[h] = -INFINITY;
-            new_sum[h] = 0.0f;
-            if (row >= rows) continue;
-            float old_weight = 0.0f, my_weight = 1.0f, total_max = row_max[h];
-            if (w > 0) {
-                total_max = fmaxf(merged_max[row], row_max[h]);
-                old_weight = total_max == -INFINITY ? 0.0f : exp2f(merged_max[row] - total_max);
-                my_weight = total_max == -INFINITY ? 0.0f : exp2f(row_max[h] - total_max);
+        for (int w = 0; w < P; ++w)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int head = head_of[w][e];
+                new_max[w][e] = -INFINITY;
+                new_sum[w][e] = 0.0f;
+                if (head < 0) continue;
+                float old_weight = 0.0f, my_weight = 1.0f, total_max = row_max[w][e];
+                if (other > 0) {
+                    total_max = fmaxf(merged_max[head], row_max[w][e]);
+                    old_weight = total_max == -INFINITY ? 0.0f : exp2f(merged_max[head] - total_max);
+                    my_weight = total_max == -INFINITY ? 0.0f : exp2f(row_max[w][e] - total_max);
+                }
+#pragma unroll
+                for (int m = 0; m < M; ++m)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const int coordinate = Fragments::value_coordinate(g, 2 * m + r);
+                        const float mine_value = acc[w][m][2 * r + e] * my_weight;
+                        merged[head][coordinate] = other > 0 ? merged[head][coordinate] * old_weight + mine_value : mine_value;
+                    }
+                new_max[w][e] = total_max;
+                new_sum[w][e] = other > 0 ? merged_sum[head] * old_weight + row_sum[w][e] * my_weight : row_sum[w][e];
             }
+        __syncwarp();  // every lane of a head has read the old max and sum
+        if (g == 0)
 #pragma unroll
-            for (int c = 0; c < D / 8; ++c)
+            for (int w = 0; w < P; ++w)
 #pragma unroll
-                for (int k = 0; k < 2; ++k) {
-                    const int coordinate = Fragments::value_coordinate(2 * t + k, c);
-                    const float mine_value = acc[c][2 * h + k] * my_weight;
-                    merged[row][coordinate] = w > 0 ? merged[row][coordinate] * old_weight + mine_value : mine_value;
-                }
-            new_max[h] = total_max;
-            new_sum[h] = w > 0 ? merged_sum[row] * old_weight + row_sum[h] * my_weight : row_sum[h];
-        }
-        __syncwarp();  // every lane of a row has read the old max and sum
-        if (t == 0)
-#pragma unroll
-            for (int h = 0; h < Halves; ++h)
-                if (g + 8 * h < rows) {
-                    merged_max[g + 8 * h] = new_max[h];
-                    merged_sum[g + 8 * h] = new_sum[h];
-                }
+                for (int e = 0; e < 2; ++e)
+                    if (head_of[w][e] >= 0) {
+                        merged_max[head_of[w][e]] = new_max[w][e];
+                        merged_sum[head_of[w][e]] = new_sum[w][e];
+                    }
     }
     __syncthreads();
 
@@ -367,19 +391,20 @@ inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values,
             "octopus::cuda::decode_attention: the workspace was made for other shapes");
     const int group = shape.q_heads / shape.kv_heads;
     const bool found =
-        detail::with_kernel_shape<detail::kAttentionTableBudget>(k, group, [&]<class Fragments, int Halves>() {
+        detail::with_kernel_shape<detail::kTableBudget>(k, group, [&]<class Fragments, int Heads>() {
         constexpr int D = Fragments::kKeySlots * 4;
-        constexpr int W = detail::kAttentionWarps, S = detail::kAttentionStages;
+        constexpr int W = detail::attention_warps<Fragments, Heads>();
         require(k.record_bytes <= Fragments::kMaxRecordBytes && v.record_bytes <= Fragments::kMaxRecordBytes,
                 "octopus::cuda::decode_attention: records longer than the kernel stages");
-        auto kernel = detail::attention_kernel<Fragments, D, Halves, W, S>;
-        const int smem = detail::FusedLayout<Fragments, D>::bytes(
-            W * S * (detail::tile_bytes(k.record_bytes) + detail::tile_bytes(v.record_bytes)));
+        auto kernel = detail::attention_kernel<Fragments, D, Heads, W>;
+        const int stage_bytes = detail::tile_bytes(k.record_bytes) + detail::tile_bytes(v.record_bytes);
+        const int stages = detail::pipeline_stages<Fragments, D>(W, stage_bytes, "decode_attention");
+        const int smem = detail::FusedLayout<Fragments, D>::bytes(W * stages * stage_bytes);
         const int per_multiprocessor = detail::prepare_kernel(kernel, 32 * W, smem);
         // At most one wave of blocks over all (sequence, KV head, chunk, split), splits of whole tiles
         // and at least one tile per warp. Rounding the splits down keeps the grid within the wave: a
         // second, mostly empty wave would leave its multiprocessors idle for as long as the first.
-        const int chunks = (group + 8 * Halves - 1) / (8 * Halves);
+        const int chunks = (group + Heads - 1) / Heads;
         const long long heads = static_cast<long long>(shape.batch) * shape.kv_heads * chunks;
         const long long wave = static_cast<long long>(std::max(1, per_multiprocessor)) * detail::multiprocessors();
         const int min_tokens = W * detail::kTileTokens;
@@ -389,7 +414,7 @@ inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values,
         const int split_tokens = std::max(detail::kTileTokens, (per_split + detail::kTileTokens - 1) / detail::kTileTokens * detail::kTileTokens);
         splits = std::max(1, (shape.max_length + split_tokens - 1) / split_tokens);
         detail::AttentionArguments args{k, v, q, key_cache, value_cache, shape, scale * 1.4426950408889634f, splits,
-                                        split_tokens, out, workspace.values(), workspace.max_sum(), workspace.counters_data()};
+                                        split_tokens, stages, out, workspace.values(), workspace.max_sum(), workspace.counters_data()};
         const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(shape.kv_heads * chunks),
                         static_cast<unsigned>(shape.batch));
         kernel<<<grid, 32 * W, smem, stream>>>(args);

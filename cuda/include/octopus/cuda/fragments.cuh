@@ -1,18 +1,21 @@
 // Packed codes straight into tensor-core operands: what the fused kernels share.
 //
 // Scores and the attention's weighted sum are mma.sync m16n8k16 products (fp16 operands, fp32
-// accumulators). A dot product does not care in which order its terms are summed, so the kernels
-// choose which coordinate each operand slot stands for: a lane's slots are whole triplets (OCTOPUS)
-// or a contiguous run of coordinates (TurboQuant), so that each lane reads one run of bits per key and
-// every code it extracts lands in its own registers. The query is permuted the same way once per
-// block, and the output is un-permuted once when it is stored.
+// accumulators), taken transposed so that the tokens and coordinates fill the 16 rows and the query
+// heads of a KV head (a GQA group: 4, 8 or 16) the 8 columns: Sᵀ = K·Qᵀ and Oᵀ = Vᵀ·Pᵀ. No row of an
+// accumulator is padding, and a group of 4 costs one n-block of queries (their fp16 hi and lo parts).
+// A dot product does not care in which order its terms are summed, so the kernels choose which
+// coordinate each operand slot stands for: a lane's slots are whole triplets (OCTOPUS) or a contiguous
+// run of coordinates (TurboQuant), so that each lane reads one run of bits per key and every code it
+// extracts lands in its own registers. The query is permuted the same way once per block, and the
+// output is un-permuted once when it is stored.
 //
-// m16n8k16 lane roles (g = lane / 4, t = lane % 4): A row g / g+8, k pairs (2t, 2t+1) and (2t+8, 2t+9);
-// B k pairs (2t, 2t+1) and (2t+8, 2t+9), column g; C rows g / g+8, columns (2t, 2t+1).
-//   Scores S = Q·Kᵀ: lane (g, t) decodes key g of an 8-key tile at its D/4 key slots: slot 4j + {0, 1}
-//   is k = 2t + {0, 1} of k-block j, slot 4j + {2, 3} is k = 2t + 8 + {0, 1}.
-//   Output O = P·V: lane (g, t) decodes keys 2t, 2t+1, 2t+8, 2t+9 of a 16-key tile at its D/8 value
-//   slots: slot c is column g of n-block c.
+// m16n8k16 lane roles (g = lane / 4, t = lane % 4): A rows g and g+8, k pairs (2t, 2t+1) and (2t+8,
+// 2t+9); B k pairs (2t, 2t+1) and (2t+8, 2t+9), column g; C rows g and g+8, columns (2t, 2t+1).
+//   Sᵀ = K·Qᵀ over a 16-key tile: lane (g, t) decodes keys g and g+8 at its D/4 key slots: slot 4j +
+//   {0, 1} is k = 2t + {0, 1} of k-block j, slot 4j + {2, 3} is k = 2t + 8 + {0, 1}.
+//   Oᵀ = Vᵀ·Pᵀ: lane (g, t) decodes keys 2t, 2t+1, 2t+8, 2t+9 of a 16-key tile at its D/8 value
+//   slots: slots 2m and 2m + 1 are rows g and g+8 of m-block m.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -40,30 +43,24 @@ __device__ inline std::uint32_t join_halves(std::uint32_t a, bool a_high, std::u
     return __byte_perm(a, b, (b_high ? 0x7600u : 0x5400u) | (a_high ? 0x32u : 0x10u));
 }
 
-/// c += a·b on the tensor cores (m16n8k16, fp16 in, fp32 accumulators). Halves = 2: rows g and g + 8
-/// (a = the four standard registers, c = c0..c3); Halves = 1: row g only (groups of ≤ 8 query heads),
-/// a = {k-low, k-high} of row g, c = {c0, c1}, and the unused rows cost no registers.
-template <int Halves>
-__device__ inline void mma_16816(float (&c)[2 * Halves], const std::uint32_t (&a)[2 * Halves], std::uint32_t b0,
-                                 std::uint32_t b1) {
-    if constexpr (Halves == 2) {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-            "{%0, %1, %2, %3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    } else {
-        // Rows g + 8 are zero in, and their results are written to registers nobody reads (D and C are
-        // separate operands), so nothing has to be re-zeroed between calls.
-        float dead0, dead1;
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %5}, {%7, %8}, "
-            "{%0, %1, %9, %9};\n"
-            : "+f"(c[0]), "+f"(c[1]), "=f"(dead0), "=f"(dead1)
-            : "r"(a[0]), "r"(0u), "r"(a[1]), "r"(b0), "r"(b1), "f"(0.0f));
-    }
+/// c += a·b on the tensor cores (m16n8k16, fp16 in, fp32 accumulators).
+__device__ inline void mma_16816(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0, std::uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/// The transpose of an 8×8 matrix of fp16 pairs held one pair per lane (row g, columns 2t and 2t + 1):
+/// lane (g, t) gets row g of the transpose, columns 2t and 2t + 1.
+__device__ inline std::uint32_t transpose_8x8(std::uint32_t x) {
+    std::uint32_t y;
+    asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+    return y;
 }
 
 /// The most copies of a table of `bytes` bytes, ≤ `most` and a power of two, within `budget` bytes of
-/// shared memory (each kernel sets its budget: see kScoreTableBudget, kAttentionTableBudget).
+/// shared memory (the fused kernels give their tables kTableBudget, scores.cuh).
 __host__ __device__ constexpr int table_copies(int bytes, int most, int budget) {
     int copies = most;
     while (copies > 1 && bytes * copies > budget) copies /= 2;
@@ -142,13 +139,13 @@ struct TurboQuantFragments {
                                            const ValuePlan& plan, std::uint32_t (&b)[Count][2]) {
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
-            std::uint32_t first[Count], second[Count];
+            // Tokens 2t (+ 8k) and the next at one slot make one entry of the pair table: one gather each.
+            std::uint32_t pairs[Count];
             const int token = 2 * t + 8 * k, at = (g * kValueSlots + First) * Bits;
-            offsets_at<Count, Bits, PairTable::kShift>(words, token * record_bits + at, plan.copy, first);
-            // The second token's code lands above the first's: one offset, one gather per pair.
-            offsets_at<Count, Bits, PairTable::kShift + Bits>(words, (token + 1) * record_bits + at, first, second);
+            pair_offsets_at<Count, Bits, PairTable::kShift>(words, token * record_bits + at, (token + 1) * record_bits + at,
+                                                            plan.copy, pairs);
 #pragma unroll
-            for (int c = 0; c < Count; ++c) b[c][k] = s.pairs.at(second[c]);
+            for (int c = 0; c < Count; ++c) b[c][k] = s.pairs.at(pairs[c]);
         }
     }
 };
@@ -331,7 +328,7 @@ inline constexpr int kTileTokens = 16;
 
 /// Bytes of one staged tile of records: 16 records (a multiple of 16 bytes) and a 16-byte tail that
 /// the word-window reads of the last record may touch.
-__host__ __device__ inline int tile_bytes(int record_bytes) { return kTileTokens * record_bytes + 16; }
+__host__ __device__ constexpr int tile_bytes(int record_bytes) { return kTileTokens * record_bytes + 16; }
 
 __device__ inline void copy_async_16(void* shared, const void* global) {
     const auto address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
@@ -371,21 +368,36 @@ struct TileCopy {
     }
 };
 
-/// Runs compute(i, stage) over a warp's `tiles` tiles while the next Stages − 1 tiles load.
-template <int Stages, class Issue, class Compute>
-__device__ inline void warp_pipeline(int tiles, Issue&& issue, Compute&& compute) {
-#pragma unroll
-    for (int s = 0; s < Stages - 1; ++s) {
+/// Deepest staging pipeline the fused kernels run (stages of tiles per warp in flight); the launchers
+/// choose 2 to kMaxStages by what the device's shared memory holds (pipeline_stages, scores.cuh).
+inline constexpr int kMaxStages = 4;
+
+/// Waits until at most stages − 1 committed groups of copies are pending (the count must be an
+/// immediate: one uniform branch picks it).
+__device__ inline void wait_for_oldest(int stages) {
+    if (stages >= 4) wait_async<3>();
+    else if (stages == 3) wait_async<2>();
+    else wait_async<1>();
+}
+
+/// Runs compute(i, stage) over a warp's `tiles` tiles while the next stages − 1 tiles load (stages in
+/// [2, kMaxStages]; tile i is staged in slot i mod stages).
+template <class Issue, class Compute>
+__device__ inline void warp_pipeline(int tiles, int stages, Issue&& issue, Compute&& compute) {
+    for (int s = 0; s < stages - 1; ++s) {
         if (s < tiles) issue(s, s);
         commit_async();
     }
+    int ahead = stages - 1, current = 0;  // the slots of tiles i + stages − 1 and i
     for (int i = 0; i < tiles; ++i) {
-        if (i + Stages - 1 < tiles) issue(i + Stages - 1, (i + Stages - 1) % Stages);
+        if (i + stages - 1 < tiles) issue(i + stages - 1, ahead);
         commit_async();
-        wait_async<Stages - 1>();
+        wait_for_oldest(stages);
         __syncwarp();
-        compute(i, i % Stages);
+        compute(i, current);
         __syncwarp();
+        ahead = ahead + 1 == stages ? 0 : ahead + 1;
+        current = current + 1 == stages ? 0 : current + 1;
     }
 }
 
@@ -420,57 +432,70 @@ __device__ inline void prepare_queries(float (*rotated)[D], float* scale, const 
     }
 }
 
-/// A operands of S = Q·Kᵀ for lane (g, t), the query split as q = hi + lo (each fp16). Halves = 2:
-/// rows g and g + 8 are two heads, `hi` and `lo` their parts. Halves = 1 (≤ 8 heads): rows g + 8 carry
-/// the lo part of head g's row, so one mma gives hi·k and lo·k side by side; `lo` is unused.
-template <class Fragments, int D, int Halves>
-__device__ inline void query_fragments(const float (*rotated)[D], int g, int t, std::uint32_t (&hi)[D / 16][4],
-                                       std::uint32_t (&lo)[D / 16][4]) {
-#pragma unroll
-    for (int j = 0; j < D / 16; ++j)
-#pragma unroll
-        for (int k = 0; k < 2; ++k)
-#pragma unroll
-            for (int h = 0; h < Halves; ++h) {
-                const int row = g + 8 * h;
-                const float v0 = rotated[row][Fragments::key_coordinate(t, 4 * j + 2 * k)];
-                const float v1 = rotated[row][Fragments::key_coordinate(t, 4 * j + 2 * k + 1)];
-                const __half h0 = __float2half_rn(v0), h1 = __float2half_rn(v1);
-                const std::uint32_t high = pack_halves(h0, h1);
-                const std::uint32_t low = pack_halves(__float2half_rn(v0 - __half2float(h0)), __float2half_rn(v1 - __half2float(h1)));
-                // Register order of the m16n8k16 A operand: (row g, k-low), (row g+8, k-low), (row g, k-high), (row g+8, k-high).
-                if constexpr (Halves == 1) {
-                    hi[j][2 * k] = high;
-                    hi[j][2 * k + 1] = low;
-                } else {
-                    hi[j][2 * k + h] = high;
-                    lo[j][2 * k + h] = low;
-                }
-            }
-}
+/// The columns of the fused products for a block of `Heads` query heads (4, 8 or 16) of one KV head.
+/// Sᵀ = K·Qᵀ takes each head twice, as q = hi + lo (each fp16, so scores keep fp32 accuracy): with
+/// 4 heads one n-block holds their hi parts in columns 0–3 and lo parts in 4–7; with 8 or 16, n-block
+/// 2p + 1 holds the lo parts of n-block 2p's heads. Oᵀ = Vᵀ·Pᵀ takes one column per head, in
+/// kWeightBlocks n-blocks of 8 (with 4 heads, columns 4–7 repeat heads 0–3 and are never stored).
+template <int Heads>
+struct HeadColumns {
+    static_assert(Heads == 4 || Heads == 8 || Heads == 16, "4, 8 or 16 query heads per block");
+    static constexpr int kQueryBlocks = Heads / 4, kWeightBlocks = Heads > 8 ? 2 : 1;
 
-/// s = q·k with q = hi + lo and k fp16-exact: with Halves = 1 both parts ride in one mma (rows g and
-/// g + 8), with Halves = 2 they take one mma each. The products go to independent accumulators, summed
-/// at the end, so consecutive mma instructions do not wait on each other.
-template <int D, int Halves>
-__device__ inline void scores_from_fragments(float (&s)[2 * Halves], const std::uint32_t (&q_hi)[D / 16][4],
-                                             const std::uint32_t (&q_lo)[D / 16][4], const std::uint32_t (&k)[D / 16][2]) {
-    if constexpr (Halves == 1) {
-        float part[2][4] = {};
+    /// The head of column c of weight block p, or −1 for the repeated columns.
+    __device__ static int head(int p, int c) { return Heads == 4 ? (c < 4 ? c : -1) : 8 * p + c; }
+
+    /// B operands of Sᵀ = K·Qᵀ for lane (g, t) from the block's rotated, normalized queries.
+    template <class Fragments, int D>
+    __device__ static void query_operands(const float (*rotated)[D], int g, int t,
+                                          std::uint32_t (&q)[kQueryBlocks][D / 16][2]) {
 #pragma unroll
-        for (int j = 0; j < D / 16; ++j) mma_16816<2>(part[j % 2], q_hi[j], k[j][0], k[j][1]);
+        for (int n = 0; n < kQueryBlocks; ++n) {
+            const int row = Heads == 4 ? g % 4 : 8 * (n / 2) + g;
+            const bool lo = Heads == 4 ? g >= 4 : n % 2 == 1;
 #pragma unroll
-        for (int c = 0; c < 2; ++c) s[c] = (part[0][c] + part[0][2 + c]) + (part[1][c] + part[1][2 + c]);
-    } else {
-        float part[4][4] = {};
+            for (int j = 0; j < D / 16; ++j)
+#pragma unroll
+                for (int k = 0; k < 2; ++k) {
+                    const float v0 = rotated[row][Fragments::key_coordinate(t, 4 * j + 2 * k)];
+                    const float v1 = rotated[row][Fragments::key_coordinate(t, 4 * j + 2 * k + 1)];
+                    const __half h0 = __float2half_rn(v0), h1 = __float2half_rn(v1);
+                    q[n][j][k] = lo ? pack_halves(__float2half_rn(v0 - __half2float(h0)), __float2half_rn(v1 - __half2float(h1)))
+                                    : pack_halves(h0, h1);
+                }
+        }
+    }
+
+    /// Sᵀ = K·Qᵀ over the 16 keys of a tile (records `record_bits` apart) and the hi and lo parts
+    /// summed: s[p] holds, for lane (g, t), keys g and g + 8 (s[p][0..1] and s[p][2..3]) against the
+    /// heads of columns 2t and 2t + 1 of weight block p.
+    template <class Fragments, int D>
+    __device__ static void tile_scores(const typename Fragments::Tables& tables, const std::uint32_t* words, int record_bits,
+                                       int g, int t, const typename Fragments::KeyPlan& plan,
+                                       const std::uint32_t (&q)[kQueryBlocks][D / 16][2], float (&s)[kWeightBlocks][4]) {
+        std::uint32_t low[D / 16][2], high[D / 16][2];
+        Fragments::key_fragments(tables, words, g * record_bits, t, plan, low);
+        Fragments::key_fragments(tables, words, (g + 8) * record_bits, t, plan, high);
+        // Two accumulators per n-block, so that consecutive mma instructions do not wait on each other.
+        float c[kQueryBlocks][2][4] = {};
 #pragma unroll
         for (int j = 0; j < D / 16; ++j) {
-            mma_16816<2>(part[j % 2], q_hi[j], k[j][0], k[j][1]);
-            mma_16816<2>(part[2 + j % 2], q_lo[j], k[j][0], k[j][1]);
+            const std::uint32_t a[4] = {low[j][0], high[j][0], low[j][1], high[j][1]};
+#pragma unroll
+            for (int n = 0; n < kQueryBlocks; ++n) mma_16816(c[n][j % 2], a, q[n][j][0], q[n][j][1]);
         }
 #pragma unroll
-        for (int c = 0; c < 4; ++c) s[c] = (part[0][c] + part[1][c]) + (part[2][c] + part[3][c]);
+        for (int p = 0; p < kWeightBlocks; ++p)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                if constexpr (Heads == 4) {  // lanes t and t ^ 2 hold the hi and lo parts of the same heads
+                    const float part = c[0][0][i] + c[0][1][i];
+                    s[p][i] = part + __shfl_xor_sync(kFullMask, part, 2);
+                } else {
+                    s[p][i] = (c[2 * p][0][i] + c[2 * p][1][i]) + (c[2 * p + 1][0][i] + c[2 * p + 1][1][i]);
+                }
+            }
     }
-}
+};
 
 }  // namespace octopus::cuda::detail

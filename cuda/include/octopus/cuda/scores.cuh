@@ -1,6 +1,6 @@
 // Fused scores: s[b, i, t] = q_{b,i} · k̂_{b, i/G, t}, read straight from packed codes and norms.
 //
-// Per block: one sequence, one KV head, up to 16 of its query heads (rows of the mma), one range of
+// Per block: one sequence, one KV head, up to 16 of its query heads (columns of the mma), one range of
 // tokens. The queries are rotated once per block into the codebooks' domain; keys are never decoded
 // to memory: each warp stages 16 records at a time into shared memory (cp.async) and turns codes into
 // tensor-core operands in registers (fragments.cuh). s = (q̂·k̃)·|q|·|k| with q̂ = Rq/|q| and k̃ the
@@ -23,9 +23,12 @@
 namespace octopus::cuda {
 namespace detail {
 
-// Eight warps share a block's codebook copies (CopiedTable): 68 KB of them buy 16 copies of every
-// OCTOPUS table up to B = 9 (32 of every TurboQuant one), and two blocks still fit a multiprocessor.
-inline constexpr int kScoreWarps = 8, kScoreStages = 4, kScoreTableBudget = 68 * 1024;
+/// Shared memory for a block's codebook copies (CopiedTable), both fused kernels: 68 KB buy 16 copies
+/// of every OCTOPUS table up to B = 9 and 32 of every TurboQuant one.
+inline constexpr int kTableBudget = 68 * 1024;
+
+// Eight warps share a block's tables, and two blocks still fit a multiprocessor.
+inline constexpr int kScoreWarps = 8;
 
 /// Multiprocessors of the current device (asked once per device).
 inline int multiprocessors() {
@@ -37,6 +40,18 @@ inline int multiprocessors() {
     OCTOPUS_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
     if (device < 64) cached[device] = count;
     return count;
+}
+
+/// Shared memory one block may use on the current device (asked once per device).
+inline int shared_memory_per_block() {
+    static int cached[64] = {};
+    int device = 0;
+    OCTOPUS_CUDA_CHECK(cudaGetDevice(&device));
+    if (device < 64 && cached[device] != 0) return cached[device];
+    int bytes = 0;
+    OCTOPUS_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    if (device < 64) cached[device] = bytes;
+    return bytes;
 }
 
 /// Raises `kernel`'s dynamic shared-memory limit to `bytes` and returns how many of its blocks of
@@ -82,21 +97,35 @@ struct FusedLayout {
     __device__ static float (*rotated(unsigned char* shared))[D] { return reinterpret_cast<float(*)[D]>(shared + kStaging); }
 };
 
-template <class Fragments, int D, int Halves, int Warps, int Stages>
+/// The deepest pipeline (2 to kMaxStages stages) whose staging, `stage_bytes` per warp and stage for
+/// `warps` warps, fits the device's shared memory per block beside the tables of FusedLayout; throws
+/// octopus::error when not even two stages fit.
+template <class Fragments, int D>
+int pipeline_stages(int warps, int stage_bytes, const char* what) {
+    const int limit = shared_memory_per_block();
+    int stages = kMaxStages;
+    while (stages > 2 && FusedLayout<Fragments, D>::bytes(warps * stages * stage_bytes) > limit) --stages;
+    octopus::detail::require(FusedLayout<Fragments, D>::bytes(warps * stages * stage_bytes) <= limit,
+                             std::string("octopus::cuda::") + what + ": the device's shared memory per block is too small");
+    return stages;
+}
+
+template <class Fragments, int D, int Heads, int Warps>
 __global__ void __launch_bounds__(32 * Warps)
     scores_kernel(CodecView c, const float* q, const std::uint8_t* cache, CacheShape shape, int tokens_per_block,
-                  float* out) {
+                  int stages, float* out) {
     extern __shared__ __align__(16) unsigned char shared[];
     using Layout = FusedLayout<Fragments, D>;
+    using Columns = HeadColumns<Heads>;
+    constexpr int P = Columns::kWeightBlocks;
     auto& tables = Layout::tables(shared);
     float* query_scale = Layout::scales(shared);
     std::uint8_t* staging = Layout::staging(shared);
     auto* rotated = Layout::rotated(shared);
 
-    constexpr int kRows = 8 * Halves;
-    const int group = shape.q_heads / shape.kv_heads, chunks = (group + kRows - 1) / kRows;
+    const int group = shape.q_heads / shape.kv_heads, chunks = (group + Heads - 1) / Heads;
     const int kv_head = static_cast<int>(blockIdx.y) / chunks, chunk = static_cast<int>(blockIdx.y) % chunks;
-    const int first_head = kv_head * group + chunk * kRows, rows = min(kRows, group - chunk * kRows);
+    const int first_head = kv_head * group + chunk * Heads, rows = min(Heads, group - chunk * Heads);
     const int b = static_cast<int>(blockIdx.z), length = clamp_length(shape.lengths[b], shape.max_length);
     const int start = static_cast<int>(blockIdx.x) * tokens_per_block, end = min(start + tokens_per_block, length);
     if (start >= end) return;
@@ -107,11 +136,20 @@ __global__ void __launch_bounds__(32 * Warps)
     __syncthreads();
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     const int g = lane / 4, t = lane % 4;
-    std::uint32_t q_hi[D / 16][4], q_lo[D / 16][4];
-    query_fragments<Fragments, D, Halves>(rotated, g, t, q_hi, q_lo);
-    float row_scale[Halves];
+    std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
+    Columns::template query_operands<Fragments, D>(rotated, g, t, q_operands);
+    // This lane's heads (columns 2t, 2t + 1 of each weight block): scale, and where their rows start.
+    float head_scale[P][2];
+    float* out_rows[P][2];
 #pragma unroll
-    for (int h = 0; h < Halves; ++h) row_scale[h] = query_scale[g + 8 * h];
+    for (int p = 0; p < P; ++p)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int head = Columns::head(p, 2 * t + e);
+            const bool mine = head >= 0 && head < rows;
+            head_scale[p][e] = mine ? query_scale[head] : 0.0f;
+            out_rows[p][e] = mine ? out + (static_cast<long long>(b) * shape.q_heads + first_head + head) * shape.max_length : nullptr;
+        }
     __syncthreads();  // every warp has its query operands before tiles land on the rotated queries
 
     const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane);
@@ -119,45 +157,48 @@ __global__ void __launch_bounds__(32 * Warps)
     const int tiles = (end - start + kTileTokens - 1) / kTileTokens;
     const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;
     const std::uint8_t* records = cache + (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity * rb;
-    std::uint8_t* mine = staging + warp * Stages * tile;
-    float* out_rows = out + (static_cast<long long>(b) * shape.q_heads + first_head + g) * shape.max_length;
+    std::uint8_t* mine = staging + warp * stages * tile;
 
     const TileCopy<Fragments::kMaxRecordBytes> copy(records + static_cast<long long>(start + warp * kTileTokens) * rb,
                                                     static_cast<long long>(Warps) * kTileTokens * rb, rb, lane);
 
-    warp_pipeline<Stages>(
-        my_tiles, [&](int i, int stage) { copy(mine + stage * tile, i); },
+    warp_pipeline(
+        my_tiles, stages, [&](int i, int stage) { copy(mine + stage * tile, i); },
         [&](int i, int stage) {
             const int first = start + (warp + i * Warps) * kTileTokens;
             const auto* words = reinterpret_cast<const std::uint32_t*>(mine + stage * tile);
             // Lane i < 16 reads token i's norm; the lanes that scale a token's scores get it by shuffle.
             const float lane_norm = norm_at(words, (lane % kTileTokens) * rb, c.code_bytes, c.norm_fp16);
+            float s[P][4];
+            Columns::template tile_scores<Fragments, D>(tables, words, rb * 8, g, t, key_plan, q_operands, s);
 #pragma unroll
-            for (int half_tile = 0; half_tile < 2; ++half_tile) {
-                std::uint32_t k[D / 16][2];
-                Fragments::key_fragments(tables, words, (half_tile * 8 + g) * rb * 8, t, key_plan, k);
-                float s[2 * Halves];
-                scores_from_fragments<D, Halves>(s, q_hi, q_lo, k);
+            for (int k = 0; k < 2; ++k) {
+                const int token = g + 8 * k;
+                const float norm = __shfl_sync(kFullMask, lane_norm, token);
+                if (first + token >= end) continue;
 #pragma unroll
-                for (int k = 0; k < 2; ++k) {
-                    const int token = half_tile * 8 + 2 * t + k;
-                    const float norm = __shfl_sync(kFullMask, lane_norm, token);
-                    if (first + token >= end) continue;
+                for (int p = 0; p < P; ++p)
 #pragma unroll
-                    for (int h = 0; h < Halves; ++h)
-                        if (g + 8 * h < rows) out_rows[8LL * h * shape.max_length + first + token] = s[2 * h + k] * row_scale[h] * norm;
-                }
+                    for (int e = 0; e < 2; ++e)
+                        if (out_rows[p][e] != nullptr) out_rows[p][e][first + token] = s[p][2 * k + e] * head_scale[p][e] * norm;
             }
         });
 }
 
-/// Runs f.template operator()<Fragments, Halves>() for the codec and the group size (Halves = 1 for
-/// groups of up to 8 query heads per KV head, 2 beyond), tables within Budget bytes.
+/// The query heads one block takes (4, 8 or 16: the columns of the fused products, HeadColumns) for
+/// groups of `group` query heads per KV head; larger groups take several blocks.
+inline int block_heads(int group) { return group <= 4 ? 4 : group <= 8 ? 8 : 16; }
+
+/// Runs f.template operator()<Fragments, Heads>() for the codec and the group size (Heads =
+/// block_heads(group)), tables within Budget bytes.
 template <int Budget, class F>
 bool with_kernel_shape(const CodecView& c, int group, F&& f) {
     return with_fragments<Budget>(c, [&]<class Fragments>() {
-        if (group <= 8) f.template operator()<Fragments, 1>();
-        else f.template operator()<Fragments, 2>();
+        switch (block_heads(group)) {
+        case 4: f.template operator()<Fragments, 4>(); break;
+        case 8: f.template operator()<Fragments, 8>(); break;
+        default: f.template operator()<Fragments, 16>(); break;
+        }
     });
 }
 
@@ -174,17 +215,18 @@ inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* 
     if (shape.max_length == 0) return;
     const CodecView& c = keys.view();
     const int group = shape.q_heads / shape.kv_heads;
-    const bool found = detail::with_kernel_shape<detail::kScoreTableBudget>(c, group, [&]<class Fragments, int Halves>() {
+    const bool found = detail::with_kernel_shape<detail::kTableBudget>(c, group, [&]<class Fragments, int Heads>() {
         constexpr int D = Fragments::kKeySlots * 4;
-        constexpr int W = detail::kScoreWarps, S = detail::kScoreStages;
-        auto kernel = detail::scores_kernel<Fragments, D, Halves, W, S>;
-        const int smem = detail::FusedLayout<Fragments, D>::bytes(W * S * detail::tile_bytes(c.record_bytes));
+        constexpr int W = detail::kScoreWarps;
+        auto kernel = detail::scores_kernel<Fragments, D, Heads, W>;
+        const int stages = detail::pipeline_stages<Fragments, D>(W, detail::tile_bytes(c.record_bytes), "scores");
+        const int smem = detail::FusedLayout<Fragments, D>::bytes(W * stages * detail::tile_bytes(c.record_bytes));
         octopus::detail::require(c.record_bytes <= Fragments::kMaxRecordBytes,
                                  "octopus::cuda::scores: records longer than the kernel stages");
         const int per_multiprocessor = detail::prepare_kernel(kernel, 32 * W, smem);
         // One wave of blocks, each over a run of whole tiles per warp: the longer the run, the less
         // each token pays for a block's set-up (tables, rotated queries).
-        const int chunks = (group + 8 * Halves - 1) / (8 * Halves);
+        const int chunks = (group + Heads - 1) / Heads;
         const long long rows_of_blocks = static_cast<long long>(shape.batch) * shape.kv_heads * chunks;
         const long long wave = static_cast<long long>(std::max(1, per_multiprocessor)) * detail::multiprocessors();
         const long long blocks_per_row = std::max(1LL, wave / rows_of_blocks);
@@ -193,7 +235,7 @@ inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* 
         const int tokens_per_block = static_cast<int>(std::max<long long>(step, (per_block + step - 1) / step * step));
         const dim3 grid(static_cast<unsigned>((shape.max_length + tokens_per_block - 1) / tokens_per_block),
                         static_cast<unsigned>(shape.kv_heads * chunks), static_cast<unsigned>(shape.batch));
-        kernel<<<grid, 32 * W, smem, stream>>>(c, q, cache, shape, tokens_per_block, out);
+        kernel<<<grid, 32 * W, smem, stream>>>(c, q, cache, shape, tokens_per_block, stages, out);
         OCTOPUS_CUDA_CHECK(cudaGetLastError());
     });
     octopus::detail::require(found, "octopus::cuda::scores: no GPU kernel for this codec (dims 64, 128, 256; TurboQuant "
