@@ -76,12 +76,13 @@ private:
 namespace detail {
 
 /// Warps of an attention block (one block per multiprocessor, so that all share one set of table
-/// copies): as many as registers allow for the block's heads, 128 a thread for 4 heads (Sᵀ's one
-/// n-block of queries and Oᵀ's 32 accumulators), 168 for 8 and 255 for 16. Fewer where the device's
-/// shared memory would not hold two stages of their tiles (head dim 256).
+/// copies): 12 for blocks of 4 or 8 heads, at up to 168 registers a thread (16 warps at 128 measured
+/// slower: the decode loses registers it uses to overlap), 8 for 16 heads (255 registers: twice the
+/// query operands and accumulators). Fewer where the shared memory of a device with 160 KB a block
+/// would not hold two stages of their tiles (head dim 256).
 template <class Fragments, int Heads>
 constexpr int attention_warps() {
-    int warps = Heads == 4 ? 16 : Heads == 8 ? 12 : 8;
+    int warps = Heads <= 8 ? 12 : 8;
     const int two_stages = 2 * 2 * tile_bytes(Fragments::kMaxRecordBytes);  // keys and values
     while (warps > 4 && static_cast<int>(sizeof(typename Fragments::Tables)) + warps * two_stages > 160 * 1024) warps -= 4;
     return warps;
@@ -256,7 +257,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
             // Vᵀ in two chunks of value slots, each going to the tensor cores as soon as its m-blocks are
             // whole (a chunk of odd length leaves its last slot for the next).
             constexpr int kSplit = Fragments::kValueSplit, kRest = D / 8 - kSplit;
-            std::uint32_t v0[kSplit][2], v1[kRest][2];
+            std::uint32_t v0[kSplit][2] = {}, v1[kRest][2] = {};  // (both written in full before any read)
             const auto slot = [&](int c, int k) { return c < kSplit ? v0[c][k] : v1[c - kSplit][k]; };
             const auto multiply = [&](int m) {
                 const std::uint32_t a[4] = {slot(2 * m, 0), slot(2 * m + 1, 0), slot(2 * m, 1), slot(2 * m + 1, 1)};

@@ -80,10 +80,26 @@ struct CopiedTable {
     static_assert(Copies * sizeof(Entry) <= 128, "a row of copies spans the 32 banks at most");
     Entry data[Entries * Copies];
 
-    /// Writes every copy; `entry(i)` gives entry i (called once per copy, from global memory).
+    /// Writes every copy; `entry(i)` gives entry i (from global memory). Each entry is read once and
+    /// a thread's reads are issued together, so filling costs about one memory latency however many
+    /// copies there are (a block waits for it before its first tile); a thread writes an entry's
+    /// copies in an order rotated by the entry, so that a warp's stores spread over the banks.
     template <class Source>
     __device__ void fill(Source&& entry, int thread, int threads) {
-        for (int i = thread; i < Entries * Copies; i += threads) data[i] = entry(i / Copies);
+        constexpr int kBatch = 4;
+        for (int first = thread; first < Entries; first += kBatch * threads) {
+            Entry value[kBatch];
+#pragma unroll
+            for (int u = 0; u < kBatch; ++u)
+                if (first + u * threads < Entries) value[u] = entry(first + u * threads);
+#pragma unroll
+            for (int u = 0; u < kBatch; ++u) {
+                const int e = first + u * threads;
+                if (e >= Entries) break;
+#pragma unroll 8
+                for (int j = 0; j < Copies; ++j) data[e * Copies + (j + e) % Copies] = value[u];
+            }
+        }
     }
     __device__ static std::uint32_t lane_offset(int lane) { return static_cast<std::uint32_t>((lane % Copies) * sizeof(Entry)); }
     __device__ Entry at(std::uint32_t offset) const {
