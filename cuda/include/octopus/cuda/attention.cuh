@@ -65,7 +65,7 @@ public:
 private:
     long long counters() const {
         const int group = q_heads_ / kv_heads_;
-        return static_cast<long long>(batch_) * kv_heads_ * ((group + 7) / 8);  // chunks of ≥ 8 rows
+        return static_cast<long long>(batch_) * kv_heads_ * ((group + 7) / 8);  // blocks of ≥ 8 heads beyond 4 (block_heads)
     }
     int batch_, q_heads_, kv_heads_, dim_, max_splits_;
     float* values_ = nullptr;
@@ -146,9 +146,8 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     for (int w = 0; w < P; ++w)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-            const int head = Columns::head(w, 2 * t + e);
-            head_of[w][e] = head < rows ? head : -1;
-            head_scale[w][e] = head >= 0 && head < rows ? query_scale[head] : 0.0f;
+            head_of[w][e] = Columns::lane_head(w, e, t, rows);
+            head_scale[w][e] = head_of[w][e] >= 0 ? query_scale[head_of[w][e]] : 0.0f;
         }
     __syncthreads();  // every warp has its query operands before tiles land on the rotated queries
 

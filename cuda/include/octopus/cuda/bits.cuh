@@ -61,6 +61,8 @@ __host__ __device__ constexpr std::uint32_t even_groups(int word, int width) {
         if ((32 * word + j) / width % 2 == 0) mask |= 1u << j;
     return mask;
 }
+static_assert(even_groups(0, 2) == 0x33333333u && even_groups(0, 4) == 0x0f0f0f0fu, "groups of 2 and 4 bits");
+static_assert(even_groups(0, 3) == 0xc71c71c7u && even_groups(1, 3) == 0x71c71c71u, "3-bit groups across words");
 
 /// Field m of two streams of `Width`-bit fields side by side, a_m | b_m << Width, for m < Count, as
 /// byte offsets ((a_m | b_m << Width) << Shift) | low into a table of pairs. Stream a starts at bit

@@ -425,7 +425,7 @@ __device__ inline void prepare_queries(float (*rotated)[D], float* scale, const 
     constexpr int E = D / 32;
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     for (int row = warp; row < 16; row += Warps) {
-        if (row >= rows) {  // padding rows of the mma: zero, nothing to rotate
+        if (row >= rows) {  // heads the block does not have (padding columns of the mma): zero, nothing to rotate
 #pragma unroll
             for (int j = 0; j < E; ++j) rotated[row][lane * E + j] = 0.0f;
             if (lane == 0) scale[row] = 0.0f;
@@ -460,6 +460,12 @@ struct HeadColumns {
 
     /// The head of column c of weight block p, or −1 for the repeated columns.
     __device__ static int head(int p, int c) { return Heads == 4 ? (c < 4 ? c : -1) : 8 * p + c; }
+    /// The head lane t holds in column 2t + e of weight block p, or −1 where that column is repeated or
+    /// past the block's `rows` heads (a group need not fill its last block).
+    __device__ static int lane_head(int p, int e, int t, int rows) {
+        const int h = head(p, 2 * t + e);
+        return h < rows ? h : -1;
+    }
 
     /// B operands of Sᵀ = K·Qᵀ for lane (g, t) from the block's rotated, normalized queries.
     template <class Fragments, int D>

@@ -147,10 +147,9 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     for (int p = 0; p < P; ++p)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-            const int head = Columns::head(p, 2 * t + e);
-            const bool mine = head >= 0 && head < rows;
-            head_scale[p][e] = mine ? query_scale[head] : 0.0f;
-            out_rows[p][e] = mine ? out + (static_cast<long long>(b) * shape.q_heads + first_head + head) * shape.max_length : nullptr;
+            const int head = Columns::lane_head(p, e, t, rows);
+            head_scale[p][e] = head >= 0 ? query_scale[head] : 0.0f;
+            out_rows[p][e] = head >= 0 ? out + (static_cast<long long>(b) * shape.q_heads + first_head + head) * shape.max_length : nullptr;
         }
     __syncthreads();  // every warp has its query operands before tiles land on the rotated queries
 
