@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -32,29 +33,23 @@ inline constexpr int kTableBudget = 68 * 1024;
 // itself the compiler packs four blocks at 64 registers and recomputes them every tile: 3% slower).
 inline constexpr int kScoreWarps = 8, kScoreBlocksPerSM = 2;
 
-/// Multiprocessors of the current device (asked once per device).
-inline int multiprocessors() {
-    static int cached[64] = {};
+/// Attribute `Attribute` of the current device, asked of the driver once per device (the fused kernels
+/// run once per decoded token; a driver call per launch would show).
+template <cudaDeviceAttr Attribute>
+int device_attribute() {
+    static std::atomic<int> cached[64] = {};
     int device = 0;
     OCTOPUS_CUDA_CHECK(cudaGetDevice(&device));
-    if (device < 64 && cached[device] != 0) return cached[device];
-    int count = 0;
-    OCTOPUS_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-    if (device < 64) cached[device] = count;
-    return count;
+    if (device < 64 && cached[device].load(std::memory_order_relaxed) != 0) return cached[device].load(std::memory_order_relaxed);
+    int value = 0;
+    OCTOPUS_CUDA_CHECK(cudaDeviceGetAttribute(&value, Attribute, device));
+    if (device < 64) cached[device].store(value, std::memory_order_relaxed);
+    return value;
 }
-
-/// Shared memory one block may use on the current device (asked once per device).
-inline int shared_memory_per_block() {
-    static int cached[64] = {};
-    int device = 0;
-    OCTOPUS_CUDA_CHECK(cudaGetDevice(&device));
-    if (device < 64 && cached[device] != 0) return cached[device];
-    int bytes = 0;
-    OCTOPUS_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-    if (device < 64) cached[device] = bytes;
-    return bytes;
-}
+/// Multiprocessors of the current device.
+inline int multiprocessors() { return device_attribute<cudaDevAttrMultiProcessorCount>(); }
+/// Shared memory one block may use on the current device (after opting in, prepare_kernel).
+inline int shared_memory_per_block() { return device_attribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>(); }
 
 /// Raises `kernel`'s dynamic shared-memory limit to `bytes` and returns how many of its blocks of
 /// `threads` fit on one multiprocessor. Asked of the driver once per (kernel, device, bytes): the
