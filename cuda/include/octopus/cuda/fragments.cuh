@@ -80,26 +80,10 @@ struct CopiedTable {
     static_assert(Copies * sizeof(Entry) <= 128, "a row of copies spans the 32 banks at most");
     Entry data[Entries * Copies];
 
-    /// Writes every copy; `entry(i)` gives entry i (from global memory). Each entry is read once and
-    /// a thread's reads are issued together, so filling costs about one memory latency however many
-    /// copies there are (a block waits for it before its first tile); a thread writes an entry's
-    /// copies in an order rotated by the entry, so that a warp's stores spread over the banks.
+    /// Writes every copy; `entry(i)` gives entry i (called once per copy, from global memory).
     template <class Source>
     __device__ void fill(Source&& entry, int thread, int threads) {
-        constexpr int kBatch = 4;
-        for (int first = thread; first < Entries; first += kBatch * threads) {
-            Entry value[kBatch];
-#pragma unroll
-            for (int u = 0; u < kBatch; ++u)
-                if (first + u * threads < Entries) value[u] = entry(first + u * threads);
-#pragma unroll
-            for (int u = 0; u < kBatch; ++u) {
-                const int e = first + u * threads;
-                if (e >= Entries) break;
-#pragma unroll 8
-                for (int j = 0; j < Copies; ++j) data[e * Copies + (j + e) % Copies] = value[u];
-            }
-        }
+        for (int i = thread; i < Entries * Copies; i += threads) data[i] = entry(i / Copies);
     }
     __device__ static std::uint32_t lane_offset(int lane) { return static_cast<std::uint32_t>((lane % Copies) * sizeof(Entry)); }
     __device__ Entry at(std::uint32_t offset) const {
@@ -134,7 +118,8 @@ struct TurboQuantFragments {
     __device__ static KeyPlan key_plan(int lane) { return {PairTable::lane_offset(lane)}; }
     __device__ static ValuePlan value_plan(int lane) { return {PairTable::lane_offset(lane)}; }
 
-    /// B operands of S = Q·Kᵀ for the key whose record starts at bit `record`.
+    /// Lane t's share of one key (record at bit `record`) as Sᵀ = K·Qᵀ A-operand halves: b[j][0] holds
+    /// k = 2t, 2t+1 of k-block j, b[j][1] k = 2t+8, 2t+9 (HeadColumns::tile_scores pairs two keys).
     __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t,
                                          const KeyPlan& plan, std::uint32_t (&b)[D / 16][2]) {
         std::uint32_t pairs[D / 8];
@@ -148,8 +133,9 @@ struct TurboQuantFragments {
     /// Value slots are decoded in two chunks, [0, kValueSplit) and [kValueSplit, kValueSlots), each
     /// going to the tensor cores before the next is decoded: half the registers for values.
     static constexpr int kValueSplit = kValueSlots / 2;
-    /// B operands of O = P·V for lane (g, t) at value slots [First, First + Count): b[c][0] pairs
-    /// tokens 2t, 2t+1 at slot First + c, b[c][1] tokens 2t+8, 2t+9. Records start `record_bits` apart.
+    /// Lane (g, t)'s Vᵀ A-operand registers at value slots [First, First + Count): b[c][0] pairs tokens
+    /// 2t, 2t+1 at slot First + c, b[c][1] tokens 2t+8, 2t+9 (slots 2m, 2m+1 are rows g, g+8 of m-block
+    /// m). Records start `record_bits` apart.
     template <int First, int Count>
     __device__ static void value_fragments(const Tables& s, const std::uint32_t* words, int record_bits, int g, int t,
                                            const ValuePlan& plan, std::uint32_t (&b)[Count][2]) {
@@ -254,16 +240,15 @@ struct OctopusFragments {
         }
 #pragma unroll
         for (int r = 0; r < Used; ++r) {
-            const int position = record + tail.offset[r];
-            const std::uint32_t low_word = words[position >> 5], high_word = words[(position >> 5) + 1];
-            const std::uint32_t code = __funnelshift_r(low_word, high_word, static_cast<unsigned>(position & 31)) & tail.mask[r];
+            const std::uint32_t code = field_at(words, record + tail.offset[r], 32) & tail.mask[r];
             const uint2 p = s.points.at(((tail.entry[r] | code) << PointTable::kShift) | tail.copy);
             const int k = tail.component[r];
             w[3 * Triplets + r] = k == 2 ? p.y : k == 1 ? p.x >> 16 : p.x;
         }
     }
 
-    /// B operands of S = Q·Kᵀ for the key whose record starts at bit `record`.
+    /// Lane t's share of one key (record at bit `record`) as Sᵀ = K·Qᵀ A-operand halves: b[j][0] holds
+    /// k = 2t, 2t+1 of k-block j, b[j][1] k = 2t+8, 2t+9 (HeadColumns::tile_scores pairs two keys).
     __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t,
                                          const KeyPlan& tail, std::uint32_t (&b)[D / 16][2]) {
         std::uint32_t w[kKeySlots];
@@ -283,7 +268,7 @@ struct OctopusFragments {
     /// [kValueSplit, kValueSlots) (the tail in the second), each going to the tensor cores before the
     /// next is decoded: fewer registers for values.
     static constexpr int kValueSplit = 3 * ((kValueTriplets + 1) / 2);
-    /// B operands of O = P·V for lane (g, t) at value slots [First, First + Count) (one of the two
+    /// Lane (g, t)'s Vᵀ A-operand registers at value slots [First, First + Count) (one of the two
     /// chunks): b[c][0] pairs tokens 2t, 2t+1 at slot First + c, b[c][1] tokens 2t+8, 2t+9. Records
     /// start `record_bits` apart.
     template <int First, int Count>
@@ -458,12 +443,10 @@ struct HeadColumns {
     static_assert(Heads == 4 || Heads == 8 || Heads == 16, "4, 8 or 16 query heads per block");
     static constexpr int kQueryBlocks = Heads / 4, kWeightBlocks = Heads > 8 ? 2 : 1;
 
-    /// The head of column c of weight block p, or −1 for the repeated columns.
-    __device__ static int head(int p, int c) { return Heads == 4 ? (c < 4 ? c : -1) : 8 * p + c; }
-    /// The head lane t holds in column 2t + e of weight block p, or −1 where that column is repeated or
-    /// past the block's `rows` heads (a group need not fill its last block).
+    /// The head lane t holds in column 2t + e of weight block p, or −1 where that column is repeated
+    /// (4 heads: columns 4–7) or past the block's `rows` heads (a group need not fill its last block).
     __device__ static int lane_head(int p, int e, int t, int rows) {
-        const int h = head(p, 2 * t + e);
+        const int c = 2 * t + e, h = Heads == 4 ? (c < 4 ? c : -1) : 8 * p + c;
         return h < rows ? h : -1;
     }
 
