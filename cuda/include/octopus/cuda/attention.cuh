@@ -75,17 +75,40 @@ private:
 
 namespace detail {
 
+/// An attention block's own shared variables, beside its FusedLayout.
+template <int Heads, int Warps>
+struct AttentionShared {
+    float warp_max[Warps][Heads], warp_sum[Warps][Heads];  // each warp's softmax state; then its weight in the merge
+    bool last_block;
+};
+
+/// Bytes of shared memory where an attention block merges its warps (the staging space, once every
+/// warp is past its last tile): each warp's weighted values of every head, in fp32.
+template <int D, int Heads, int Warps>
+constexpr int merge_bytes() {
+    return Warps * Heads * D * static_cast<int>(sizeof(float));
+}
+
+/// Whether an attention block of `Warps` warps with two stages of tiles fits 160 KB of shared memory.
+template <class Fragments, int Heads, int Warps>
+constexpr bool attention_fits() {
+    constexpr int D = Fragments::kKeySlots * 4, two_stages = 2 * 2 * tile_bytes(Fragments::kMaxRecordBytes);  // keys, values
+    return FusedLayout<Fragments, D>::kStaging + std::max(Warps * two_stages, merge_bytes<D, Heads, Warps>()) +
+               static_cast<int>(sizeof(AttentionShared<Heads, Warps>)) <=
+           160 * 1024;
+}
+
 /// Warps of an attention block (one block per multiprocessor, so that all share one set of table
 /// copies): 12 for blocks of 4 or 8 heads, at up to 168 registers a thread (16 warps at 128 measured
 /// slower: the decode loses registers it uses to overlap), 8 for 16 heads (255 registers: twice the
-/// query operands and accumulators). Fewer where the shared memory of a device with 160 KB a block
-/// would not hold two stages of their tiles (head dim 256).
+/// query operands and accumulators). Fewer where a device with 160 KB of shared memory a block would
+/// not hold two stages of their tiles or their merge (head dim 256).
 template <class Fragments, int Heads>
 constexpr int attention_warps() {
-    int warps = Heads <= 8 ? 12 : 8;
-    const int two_stages = 2 * 2 * tile_bytes(Fragments::kMaxRecordBytes);  // keys and values
-    while (warps > 4 && static_cast<int>(sizeof(typename Fragments::Tables)) + warps * two_stages > 160 * 1024) warps -= 4;
-    return warps;
+    constexpr int most = Heads <= 8 ? 12 : 8;
+    if constexpr (attention_fits<Fragments, Heads, most>()) return most;
+    else if constexpr (attention_fits<Fragments, Heads, most - 4>()) return most - 4;
+    else return 4;
 }
 
 struct AttentionArguments {
@@ -113,6 +136,8 @@ __device__ inline float fast_exp2(float x) {
 template <class Fragments, int D, int Heads, int Warps>
 __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArguments p) {
     extern __shared__ __align__(16) unsigned char shared[];
+    __shared__ AttentionShared<Heads, Warps> own;
+    auto& [warp_max, warp_sum, last_block] = own;
     using Layout = FusedLayout<Fragments, D>;
     using Columns = HeadColumns<Heads>;
     constexpr int P = Columns::kWeightBlocks, M = D / 16;  // weight n-blocks; m-blocks of value slots
@@ -120,8 +145,6 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     float* query_scale = Layout::scales(shared);
     std::uint8_t* staging = Layout::staging(shared);
     auto* rotated = Layout::rotated(shared);
-    __shared__ float merged_max[16], merged_sum[16];
-    __shared__ bool last_block;
 
     const CacheShape& shape = p.shape;
     const int group = shape.q_heads / shape.kv_heads, chunks = (group + Heads - 1) / Heads;
@@ -132,7 +155,23 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     const int g = lane / 4, t = lane % 4;
 
-    Fragments::load(tables, p.keys, static_cast<int>(threadIdx.x), 32 * Warps);
+    // The first tiles load while the tables are filled and the queries rotated.
+    const int kb = p.keys.record_bytes, vb = p.values.record_bytes;
+    const int key_tile = tile_bytes(kb), value_tile = tile_bytes(vb), stage_bytes = key_tile + value_tile;
+    const int tiles = end > start ? (end - start + kTileTokens - 1) / kTileTokens : 0;
+    const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;  // tiles warp, warp + Warps, ...
+    const long long first_token = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity + start + warp * kTileTokens;
+    const long long tile_step = static_cast<long long>(Warps) * kTileTokens;
+    std::uint8_t* mine = staging + warp * p.stages * stage_bytes;
+    const TileCopy<Fragments::kMaxRecordBytes> copy_keys(p.key_cache + first_token * kb, tile_step * kb, kb, lane);
+    const TileCopy<Fragments::kMaxRecordBytes> copy_values(p.value_cache + first_token * vb, tile_step * vb, vb, lane);
+    const auto issue = [&](int i, int stage) {
+        copy_keys(mine + stage * stage_bytes, i);
+        copy_values(mine + stage * stage_bytes + key_tile, i);
+    };
+    start_pipeline(my_tiles, p.stages, issue);
+
+    Fragments::template load<32 * Warps>(tables, p.keys, static_cast<int>(threadIdx.x));
     prepare_queries<D, Warps>(rotated, query_scale,
                               p.q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows, p.keys.signs,
                               p.scale_log2);
@@ -149,7 +188,6 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
             head_of[w][e] = Columns::lane_head(w, e, t, rows);
             head_scale[w][e] = head_of[w][e] >= 0 ? query_scale[head_of[w][e]] : 0.0f;
         }
-    __syncthreads();  // every warp has its query operands before tiles land on the rotated queries
 
     // Online softmax state of the lane's heads; acc[w][m] holds value slots 2m, 2m + 1 of lane g
     // (accumulator rows g, g + 8) for those heads (columns 2t, 2t + 1): {slot 2m: e = 0, 1; slot 2m + 1: e = 0, 1}.
@@ -170,169 +208,140 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
 
     const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane);
     const typename Fragments::ValuePlan value_plan = Fragments::value_plan(lane);
-    const int kb = p.keys.record_bytes, vb = p.values.record_bytes;
-    const int key_tile = tile_bytes(kb), value_tile = tile_bytes(vb), stage_bytes = key_tile + value_tile;
-    const int tiles = end > start ? (end - start + kTileTokens - 1) / kTileTokens : 0;
-    const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;
-    const long long head_offset = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity;
-    const std::uint8_t* key_records = p.key_cache + head_offset * kb;
-    const std::uint8_t* value_records = p.value_cache + head_offset * vb;
-    std::uint8_t* mine = staging + warp * p.stages * stage_bytes;
 
-    const long long first_token = start + warp * kTileTokens, tile_step = static_cast<long long>(Warps) * kTileTokens;
-    const TileCopy<Fragments::kMaxRecordBytes> copy_keys(key_records + first_token * kb, tile_step * kb, kb, lane);
-    const TileCopy<Fragments::kMaxRecordBytes> copy_values(value_records + first_token * vb, tile_step * vb, vb, lane);
-
-    warp_pipeline(
-        my_tiles, p.stages,
-        [&](int i, int stage) {
-            copy_keys(mine + stage * stage_bytes, i);
-            copy_values(mine + stage * stage_bytes + key_tile, i);
-        },
-        [&](int i, int stage) {
-            const int first = start + (warp + i * Warps) * kTileTokens;
-            const auto* key_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes);
-            const auto* value_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes + key_tile);
-            // The tile's 16 key norms (lanes 0–15) and 16 value norms (lanes 16–31), one read per lane,
-            // handed to the lanes that need them (keys g and g + 8) by shuffles.
-            const bool value_lane = lane >= kTileTokens;
-            const float lane_norm = norm_at(value_lane ? value_words : key_words, (lane % kTileTokens) * (value_lane ? vb : kb),
-                                            value_lane ? p.values.code_bytes : p.keys.code_bytes,
-                                            value_lane ? p.values.norm_fp16 : p.keys.norm_fp16);
-            // Base-2 logits: s[w][2k + e] is key g + 8k against the head of column 2t + e.
-            float s[P][4];
-            Columns::template tile_scores<Fragments, D>(tables, key_words, kb * 8, g, t, key_plan, q_operands, s);
-            float value_norm[2];
+    run_pipeline(my_tiles, p.stages, issue, [&](int i, int stage) {
+        const int first = start + (warp + i * Warps) * kTileTokens;
+        const auto* key_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes);
+        const auto* value_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes + key_tile);
+        // The tile's 16 key norms (lanes 0–15) and 16 value norms (lanes 16–31), one read per lane,
+        // handed to the lanes that need them (keys g and g + 8) by shuffles.
+        const bool value_lane = lane >= kTileTokens;
+        const float lane_norm = norm_at(value_lane ? value_words : key_words, (lane % kTileTokens) * (value_lane ? vb : kb),
+                                        value_lane ? p.values.code_bytes : p.keys.code_bytes,
+                                        value_lane ? p.values.norm_fp16 : p.keys.norm_fp16);
+        // Base-2 logits: s[w][2k + e] is key g + 8k against the head of column 2t + e.
+        float s[P][4];
+        Columns::template tile_scores<Fragments, D>(tables, key_words, kb * 8, g, t, key_plan, q_operands, s);
+        float value_norm[2];
 #pragma unroll
-            for (int k = 0; k < 2; ++k) {
-                const int token = g + 8 * k;
-                const bool valid = first + token < end;
-                const float key_norm = __shfl_sync(kFullMask, lane_norm, token);
-                const float token_value_norm = __shfl_sync(kFullMask, lane_norm, kTileTokens + token);
-                value_norm[k] = valid ? token_value_norm : 0.0f;
-#pragma unroll
-                for (int w = 0; w < P; ++w)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) s[w][2 * k + e] = valid ? s[w][2 * k + e] * head_scale[w][e] * key_norm : -INFINITY;
-            }
-            // Each head's tile maximum over the 16 keys: two per lane, then across the eight lanes g.
-            float keep[P][2];
-            bool rescale = false;
+        for (int k = 0; k < 2; ++k) {
+            const int token = g + 8 * k;
+            const bool valid = first + token < end;
+            const float key_norm = __shfl_sync(kFullMask, lane_norm, token);
+            const float token_value_norm = __shfl_sync(kFullMask, lane_norm, kTileTokens + token);
+            value_norm[k] = valid ? token_value_norm : 0.0f;
 #pragma unroll
             for (int w = 0; w < P; ++w)
 #pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    float tile_max = fmaxf(s[w][e], s[w][2 + e]);
+                for (int e = 0; e < 2; ++e) s[w][2 * k + e] = valid ? s[w][2 * k + e] * head_scale[w][e] * key_norm : -INFINITY;
+        }
+        // Each head's tile maximum over the 16 keys: two per lane, then across the eight lanes g.
+        float keep[P][2];
+        bool rescale = false;
 #pragma unroll
-                    for (int m = 4; m <= 16; m *= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, m));
-                    const float new_max = fmaxf(row_max[w][e], tile_max);
-                    // A head that has seen only masked tokens keeps max −∞: its weights are 0, not NaN.
-                    keep[w][e] = new_max == -INFINITY ? 1.0f : fast_exp2(row_max[w][e] - new_max);
-                    rescale = rescale || new_max != row_max[w][e];
-                    row_max[w][e] = new_max;
+        for (int w = 0; w < P; ++w)
 #pragma unroll
-                    for (int k = 0; k < 2; ++k)
-                        s[w][2 * k + e] = new_max == -INFINITY ? 0.0f : fast_exp2(s[w][2 * k + e] - new_max);  // now weights
-                    row_sum[w][e] = row_sum[w][e] * keep[w][e] + (s[w][e] + s[w][2 + e]);
-                }
-            // Once the running maxima settle, most tiles leave them alone: skip the rescale then.
-            if (__any_sync(kFullMask, rescale)) {
+            for (int e = 0; e < 2; ++e) {
+                float tile_max = fmaxf(s[w][e], s[w][2 + e]);
 #pragma unroll
-                for (int w = 0; w < P; ++w)
-#pragma unroll
-                    for (int m = 0; m < M; ++m)
-#pragma unroll
-                        for (int i = 0; i < 4; ++i) acc[w][m][i] *= keep[w][i % 2];
-            }
-            // Pᵀ, the B operand of Oᵀ = Vᵀ·Pᵀ: weights · |v| of keys g, g + 8 for columns (2t, 2t + 1),
-            // transposed to columns (heads) g and keys (2t, 2t + 1), (2t + 8, 2t + 9).
-            std::uint32_t pw[P][2];
-#pragma unroll
-            for (int w = 0; w < P; ++w)
+                for (int m = 4; m <= 16; m *= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, m));
+                const float new_max = fmaxf(row_max[w][e], tile_max);
+                // A head that has seen only masked tokens keeps max −∞: its weights are 0, not NaN.
+                keep[w][e] = new_max == -INFINITY ? 1.0f : fast_exp2(row_max[w][e] - new_max);
+                rescale = rescale || new_max != row_max[w][e];
+                row_max[w][e] = new_max;
 #pragma unroll
                 for (int k = 0; k < 2; ++k)
-                    pw[w][k] = transpose_8x8(pack_halves(__float2half_rn(s[w][2 * k] * value_norm[k]),
-                                                         __float2half_rn(s[w][2 * k + 1] * value_norm[k])));
-            // Vᵀ in two chunks of value slots, each going to the tensor cores as soon as its m-blocks are
-            // whole (a chunk of odd length leaves its last slot for the next).
-            constexpr int kSplit = Fragments::kValueSplit, kRest = D / 8 - kSplit;
-            std::uint32_t v0[kSplit][2] = {}, v1[kRest][2] = {};  // (both written in full before any read)
-            const auto slot = [&](int c, int k) { return c < kSplit ? v0[c][k] : v1[c - kSplit][k]; };
-            const auto multiply = [&](int m) {
-                const std::uint32_t a[4] = {slot(2 * m, 0), slot(2 * m + 1, 0), slot(2 * m, 1), slot(2 * m + 1, 1)};
+                    s[w][2 * k + e] = new_max == -INFINITY ? 0.0f : fast_exp2(s[w][2 * k + e] - new_max);  // now weights
+                row_sum[w][e] = row_sum[w][e] * keep[w][e] + (s[w][e] + s[w][2 + e]);
+            }
+        // Once the running maxima settle, most tiles leave them alone: skip the rescale then.
+        if (__any_sync(kFullMask, rescale)) {
 #pragma unroll
-                for (int w = 0; w < P; ++w) mma_16816(acc[w][m], a, pw[w][0], pw[w][1]);
-            };
-            Fragments::template value_fragments<0, kSplit>(tables, value_words, vb * 8, g, t, value_plan, v0);
+            for (int w = 0; w < P; ++w)
 #pragma unroll
-            for (int m = 0; m < kSplit / 2; ++m) multiply(m);
-            Fragments::template value_fragments<kSplit, kRest>(tables, value_words, vb * 8, g, t, value_plan, v1);
+                for (int m = 0; m < M; ++m)
 #pragma unroll
-            for (int m = kSplit / 2; m < M; ++m) multiply(m);
-        });
+                    for (int i = 0; i < 4; ++i) acc[w][m][i] *= keep[w][i % 2];
+        }
+        // Pᵀ, the B operand of Oᵀ = Vᵀ·Pᵀ: weights · |v| of keys g, g + 8 for columns (2t, 2t + 1),
+        // transposed to columns (heads) g and keys (2t, 2t + 1), (2t + 8, 2t + 9).
+        std::uint32_t pw[P][2];
+#pragma unroll
+        for (int w = 0; w < P; ++w)
+#pragma unroll
+            for (int k = 0; k < 2; ++k)
+                pw[w][k] = transpose_8x8(pack_halves(__float2half_rn(s[w][2 * k] * value_norm[k]),
+                                                     __float2half_rn(s[w][2 * k + 1] * value_norm[k])));
+        // Vᵀ in two chunks of value slots, each going to the tensor cores as soon as its m-blocks are
+        // whole (a chunk of odd length leaves its last slot for the next).
+        constexpr int kSplit = Fragments::kValueSplit, kRest = D / 8 - kSplit;
+        std::uint32_t v0[kSplit][2] = {}, v1[kRest][2] = {};  // (both written in full before any read)
+        const auto slot = [&](int c, int k) { return c < kSplit ? v0[c][k] : v1[c - kSplit][k]; };
+        const auto multiply = [&](int m) {
+            const std::uint32_t a[4] = {slot(2 * m, 0), slot(2 * m + 1, 0), slot(2 * m, 1), slot(2 * m + 1, 1)};
+#pragma unroll
+            for (int w = 0; w < P; ++w) mma_16816(acc[w][m], a, pw[w][0], pw[w][1]);
+        };
+        Fragments::template value_fragments<0, kSplit>(tables, value_words, vb * 8, g, t, value_plan, v0);
+#pragma unroll
+        for (int m = 0; m < kSplit / 2; ++m) multiply(m);
+        Fragments::template value_fragments<kSplit, kRest>(tables, value_words, vb * 8, g, t, value_plan, v1);
+#pragma unroll
+        for (int m = kSplit / 2; m < M; ++m) multiply(m);
+    });
 
-    // Row sums over the eight lanes g of a head; then the warps merge, one after another, into shared
-    // memory (the query buffer is free now), values in true coordinate order.
+    // Row sums over the eight lanes g of a head; then the warps merge in shared memory, all threads
+    // at once (the staging is free once every warp is past its last tile).
 #pragma unroll
     for (int w = 0; w < P; ++w)
 #pragma unroll
         for (int e = 0; e < 2; ++e)
 #pragma unroll
             for (int m = 4; m <= 16; m *= 2) row_sum[w][e] += __shfl_xor_sync(kFullMask, row_sum[w][e], m);
-    float(*merged)[D] = rotated;
-    for (int other = 0; other < Warps; ++other) {
-        __syncthreads();
-        if (warp != other) continue;
-        float new_max[P][2], new_sum[P][2];
+    __syncthreads();
+    auto* values = reinterpret_cast<float(*)[Heads][D]>(staging);  // [warp][head][coordinate], true order
 #pragma unroll
-        for (int w = 0; w < P; ++w)
+    for (int w = 0; w < P; ++w)
 #pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const int head = head_of[w][e];
-                new_max[w][e] = -INFINITY;
-                new_sum[w][e] = 0.0f;
-                if (head < 0) continue;
-                float old_weight = 0.0f, my_weight = 1.0f, total_max = row_max[w][e];
-                if (other > 0) {
-                    total_max = fmaxf(merged_max[head], row_max[w][e]);
-                    old_weight = total_max == -INFINITY ? 0.0f : exp2f(merged_max[head] - total_max);
-                    my_weight = total_max == -INFINITY ? 0.0f : exp2f(row_max[w][e] - total_max);
-                }
+        for (int e = 0; e < 2; ++e) {
+            const int head = head_of[w][e];
+            if (head < 0) continue;
 #pragma unroll
-                for (int m = 0; m < M; ++m)
+            for (int m = 0; m < M; ++m)
 #pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        const int coordinate = Fragments::value_coordinate(g, 2 * m + r);
-                        const float mine_value = acc[w][m][2 * r + e] * my_weight;
-                        merged[head][coordinate] = other > 0 ? merged[head][coordinate] * old_weight + mine_value : mine_value;
-                    }
-                new_max[w][e] = total_max;
-                new_sum[w][e] = other > 0 ? merged_sum[head] * old_weight + row_sum[w][e] * my_weight : row_sum[w][e];
+                for (int r = 0; r < 2; ++r) values[warp][head][Fragments::value_coordinate(g, 2 * m + r)] = acc[w][m][2 * r + e];
+            if (g == 0) {
+                warp_max[warp][head] = row_max[w][e];
+                warp_sum[warp][head] = row_sum[w][e];
             }
-        __syncwarp();  // every lane of a head has read the old max and sum
-        if (g == 0)
-#pragma unroll
-            for (int w = 0; w < P; ++w)
-#pragma unroll
-                for (int e = 0; e < 2; ++e)
-                    if (head_of[w][e] >= 0) {
-                        merged_max[head_of[w][e]] = new_max[w][e];
-                        merged_sum[head_of[w][e]] = new_sum[w][e];
-                    }
+        }
+    __syncthreads();
+    // One thread per head: the split's maximum and sum, and each warp's weight (in place of its max).
+    const long long slot0 = (static_cast<long long>(b) * shape.q_heads + first_head) * p.splits;
+    if (threadIdx.x < static_cast<unsigned>(rows)) {
+        const int head = static_cast<int>(threadIdx.x);
+        float total_max = -INFINITY, total_sum = 0.0f;
+        for (int w = 0; w < Warps; ++w) total_max = fmaxf(total_max, warp_max[w][head]);
+        for (int w = 0; w < Warps; ++w) {
+            // A head that has seen only masked tokens keeps max −∞: its weights are 0, not NaN.
+            const float weight = total_max == -INFINITY ? 0.0f : fast_exp2(warp_max[w][head] - total_max);
+            total_sum += weight * warp_sum[w][head];
+            warp_max[w][head] = weight;
+        }
+        const long long slot = slot0 + static_cast<long long>(head) * p.splits + split;
+        p.partial_max_sum[2 * slot] = total_max;
+        p.partial_max_sum[2 * slot + 1] = total_sum;
     }
     __syncthreads();
-
-    // This split's partial result, then the last block of the (sequence, KV head, chunk) merges all.
-    const long long slot0 = (static_cast<long long>(b) * shape.q_heads + first_head) * p.splits;
     for (int i = static_cast<int>(threadIdx.x); i < rows * D; i += 32 * Warps) {
         const int row = i / D, coordinate = i % D;
-        p.partial_values[((slot0 + static_cast<long long>(row) * p.splits) + split) * D + coordinate] = merged[row][coordinate];
+        float sum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < Warps; ++w) sum += warp_max[w][row] * values[w][row][coordinate];
+        p.partial_values[((slot0 + static_cast<long long>(row) * p.splits) + split) * D + coordinate] = sum;
     }
-    if (threadIdx.x < static_cast<unsigned>(rows)) {
-        const long long slot = slot0 + static_cast<long long>(threadIdx.x) * p.splits + split;
-        p.partial_max_sum[2 * slot] = merged_max[threadIdx.x];
-        p.partial_max_sum[2 * slot + 1] = merged_sum[threadIdx.x];
-    }
+    // The last block of the (sequence, KV head, chunk) to finish merges the splits.
     __threadfence();
     __syncthreads();
     unsigned* counter = p.counters + (static_cast<long long>(b) * shape.kv_heads + kv_head) * chunks + chunk;
@@ -341,21 +350,34 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     if (!last_block) return;
     __threadfence();
 
+    // One warp per row; lane l takes splits l, l + 32, ...: their weights, then the weighted values
+    // summed split by split, each split's weight handed round by a shuffle.
     constexpr int E = D / 32;
     for (int row = warp; row < rows; row += Warps) {
         const long long slot = slot0 + static_cast<long long>(row) * p.splits;
+        const float* max_sum = p.partial_max_sum + 2 * slot;
         float total_max = -INFINITY;
-        for (int s = 0; s < p.splits; ++s) total_max = fmaxf(total_max, __ldcg(p.partial_max_sum + 2 * (slot + s)));
+        for (int s = lane; s < p.splits; s += 32) total_max = fmaxf(total_max, __ldcg(max_sum + 2 * s));
+#pragma unroll
+        for (int m = 16; m >= 1; m /= 2) total_max = fmaxf(total_max, __shfl_xor_sync(kFullMask, total_max, m));
         float total_sum = 0.0f, v[E];
 #pragma unroll
         for (int j = 0; j < E; ++j) v[j] = 0.0f;
         if (total_max != -INFINITY)
-            for (int s = 0; s < p.splits; ++s) {
-                const float weight = exp2f(__ldcg(p.partial_max_sum + 2 * (slot + s)) - total_max);
-                total_sum += weight * __ldcg(p.partial_max_sum + 2 * (slot + s) + 1);
+            for (int first = 0; first < p.splits; first += 32) {
+                const int s = first + lane, count = min(32, p.splits - first);
+                const float weight = s < p.splits ? exp2f(__ldcg(max_sum + 2 * s) - total_max) : 0.0f;
+                if (s < p.splits) total_sum += weight * __ldcg(max_sum + 2 * s + 1);
+                const float* values = p.partial_values + (slot + first) * D + lane * E;
+#pragma unroll 4
+                for (int k = 0; k < count; ++k) {
+                    const float w = __shfl_sync(kFullMask, weight, k);
 #pragma unroll
-                for (int j = 0; j < E; ++j) v[j] += weight * __ldcg(p.partial_values + (slot + s) * D + lane * E + j);
+                    for (int j = 0; j < E; ++j) v[j] += w * __ldcg(values + k * D + j);
+                }
             }
+#pragma unroll
+        for (int m = 16; m >= 1; m /= 2) total_sum += __shfl_xor_sync(kFullMask, total_sum, m);
         const float inverse = total_sum > 0.0f ? 1.0f / total_sum : 0.0f;
 #pragma unroll
         for (int j = 0; j < E; ++j) v[j] *= inverse;
@@ -398,8 +420,10 @@ inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values,
                 "octopus::cuda::decode_attention: records longer than the kernel stages");
         auto kernel = detail::attention_kernel<Fragments, D, Heads, W>;
         const int stage_bytes = detail::tile_bytes(k.record_bytes) + detail::tile_bytes(v.record_bytes);
-        const int stages = detail::pipeline_stages<Fragments, D>(W, stage_bytes, "decode_attention");
-        const int smem = detail::FusedLayout<Fragments, D>::bytes(W * stages * stage_bytes);
+        constexpr int kMerge = detail::merge_bytes<D, Heads, W>();
+        const int stages = detail::pipeline_stages<Fragments, D>(W, stage_bytes, kMerge,
+                                                                 sizeof(detail::AttentionShared<Heads, W>), "decode_attention");
+        const int smem = detail::FusedLayout<Fragments, D>::bytes(std::max(W * stages * stage_bytes, kMerge));
         const int per_multiprocessor = detail::prepare_kernel(kernel, 32 * W, smem);
         // At most one wave of blocks over all (sequence, KV head, chunk, split), splits of whole tiles
         // and at least one tile per warp. Rounding the splits down keeps the grid within the wave: a

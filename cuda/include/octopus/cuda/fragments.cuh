@@ -80,10 +80,23 @@ struct CopiedTable {
     static_assert(Copies * sizeof(Entry) <= 128, "a row of copies spans the 32 banks at most");
     Entry data[Entries * Copies];
 
-    /// Writes every copy; `entry(i)` gives entry i (called once per copy, from global memory).
-    template <class Source>
-    __device__ void fill(Source&& entry, int thread, int threads) {
-        for (int i = thread; i < Entries * Copies; i += threads) data[i] = entry(i / Copies);
+    /// Writes every copy, `Threads` threads at once; `entry(i)` gives entry i (from global memory).
+    /// A thread loads all of its entries (thread, thread + Threads, ...) before it writes any, then
+    /// writes every copy of each, so that filling costs one round trip to memory, not one per
+    /// Threads slots (those took 4 µs of the set-up of a block). Copies are written from copy
+    /// `thread` on, so that the lanes of a warp store to different banks.
+    template <int Threads, class Source>
+    __device__ void fill(Source&& entry, int thread) {
+        constexpr int kRounds = (Entries + Threads - 1) / Threads;
+        Entry loaded[kRounds];
+#pragma unroll
+        for (int r = 0; r < kRounds; ++r)
+            if (thread + r * Threads < Entries) loaded[r] = entry(thread + r * Threads);
+#pragma unroll
+        for (int r = 0; r < kRounds; ++r)
+            if (thread + r * Threads < Entries)
+#pragma unroll
+                for (int j = 0; j < Copies; ++j) data[(thread + r * Threads) * Copies + (j + thread) % Copies] = loaded[r];
     }
     __device__ static std::uint32_t lane_offset(int lane) { return static_cast<std::uint32_t>((lane % Copies) * sizeof(Entry)); }
     __device__ Entry at(std::uint32_t offset) const {
@@ -105,8 +118,9 @@ struct TurboQuantFragments {
     };
     static bool matches(const CodecView& c) { return c.scheme == kScheme && c.bits == Bits && c.dim == D; }
 
-    __device__ static void load(Tables& s, const CodecView& c, int thread, int threads) {
-        s.pairs.fill([&](int i) { return c.level_pairs[i]; }, thread, threads);
+    template <int Threads>
+    __device__ static void load(Tables& s, const CodecView& c, int thread) {
+        s.pairs.template fill<Threads>([&](int i) { return c.level_pairs[i]; }, thread);
     }
     __device__ static int key_coordinate(int t, int slot) { return t * kKeySlots + slot; }
     __device__ static int value_coordinate(int g, int slot) { return g * kValueSlots + slot; }
@@ -187,13 +201,14 @@ struct OctopusFragments {
         return c.scheme == kScheme && c.bits == B && c.dim == D && c.leftover_bits == kLeftoverBits;
     }
 
-    __device__ static void load(Tables& s, const CodecView& c, int thread, int threads) {
-        s.points.fill(
+    template <int Threads>
+    __device__ static void load(Tables& s, const CodecView& c, int thread) {
+        s.points.template fill<Threads>(
             [&](int i) {
                 return i < (1 << B) ? c.points[i]
                                     : uint2{static_cast<std::uint32_t>(__half_as_ushort(c.scalar_levels[i - (1 << B)])), 0u};
             },
-            thread, threads);
+            thread);
     }
     __device__ static int key_coordinate(int t, int slot) {
         return slot < 3 * kKeyTriplets ? 3 * kKeyTriplets * t + slot : 12 * kKeyTriplets + kKeyTail * t + slot - 3 * kKeyTriplets;
@@ -381,14 +396,20 @@ __device__ inline void wait_for_oldest(int stages) {
     else wait_async<1>();
 }
 
-/// Runs compute(i, stage) over a warp's `tiles` tiles while the next stages − 1 tiles load (stages in
-/// [2, kMaxStages]; tile i is staged in slot i mod stages).
-template <class Issue, class Compute>
-__device__ inline void warp_pipeline(int tiles, int stages, Issue&& issue, Compute&& compute) {
+/// Stages a warp's first stages − 1 tiles (issue(i, slot) stages the warp's tile i in slot i), so
+/// that they load while the block sets up (tables, queries); run_pipeline goes on from there.
+template <class Issue>
+__device__ inline void start_pipeline(int tiles, int stages, Issue&& issue) {
     for (int s = 0; s < stages - 1; ++s) {
         if (s < tiles) issue(s, s);
         commit_async();
     }
+}
+
+/// Runs compute(i, slot) over a warp's `tiles` tiles, started by start_pipeline, while the next
+/// stages − 1 tiles load (stages in [2, kMaxStages]; tile i is staged in slot i mod stages).
+template <class Issue, class Compute>
+__device__ inline void run_pipeline(int tiles, int stages, Issue&& issue, Compute&& compute) {
     int ahead = stages - 1, current = 0;  // the slots of tiles i + stages − 1 and i
     for (int i = 0; i < tiles; ++i) {
         if (i + stages - 1 < tiles) issue(i + stages - 1, ahead);

@@ -78,31 +78,34 @@ int prepare_kernel(Kernel kernel, int threads, int bytes) {
 
 __host__ __device__ constexpr int round_up_16(int bytes) { return (bytes + 15) / 16 * 16; }
 
-/// Shared memory of both fused kernels: the codebook tables, 16 query scales, then the warps'
-/// staging. The rotated queries live in the staging space too: they are read once, into registers,
-/// before the first tile is staged (and attention merges its warps there after the last).
+/// Shared memory of both fused kernels: the codebook tables, 16 query scales, the 16 rotated query
+/// rows, then the warps' staging (which attention reuses to merge its warps after the last tile).
+/// The queries have their own room so that the first tiles can load while they are rotated.
 template <class Fragments, int D>
 struct FusedLayout {
     static constexpr int kScales = round_up_16(static_cast<int>(sizeof(typename Fragments::Tables)));
-    static constexpr int kStaging = kScales + 16 * static_cast<int>(sizeof(float));
+    static constexpr int kRotated = kScales + 16 * static_cast<int>(sizeof(float));
+    static constexpr int kStaging = kRotated + 16 * D * static_cast<int>(sizeof(float));
 
-    /// Bytes for `staging` bytes of tiles (at least room for the 16 rotated query rows).
-    static int bytes(int staging) { return kStaging + std::max(staging, 16 * D * static_cast<int>(sizeof(float))); }
+    /// Bytes for `staging` bytes of staging.
+    static int bytes(int staging) { return kStaging + staging; }
     __device__ static auto& tables(unsigned char* shared) { return *reinterpret_cast<typename Fragments::Tables*>(shared); }
     __device__ static float* scales(unsigned char* shared) { return reinterpret_cast<float*>(shared + kScales); }
+    __device__ static float (*rotated(unsigned char* shared))[D] { return reinterpret_cast<float(*)[D]>(shared + kRotated); }
     __device__ static std::uint8_t* staging(unsigned char* shared) { return shared + kStaging; }
-    __device__ static float (*rotated(unsigned char* shared))[D] { return reinterpret_cast<float(*)[D]>(shared + kStaging); }
 };
 
 /// The deepest pipeline (2 to kMaxStages stages) whose staging, `stage_bytes` per warp and stage for
-/// `warps` warps, fits the device's shared memory per block beside the tables of FusedLayout; throws
+/// `warps` warps but at least `at_least` bytes, fits the device's shared memory per block beside the
+/// rest of FusedLayout and the kernel's `own` bytes of static shared variables; throws
 /// octopus::error when not even two stages fit.
 template <class Fragments, int D>
-int pipeline_stages(int warps, int stage_bytes, const char* what) {
-    const int limit = shared_memory_per_block();
+int pipeline_stages(int warps, int stage_bytes, int at_least, int own, const char* what) {
+    const int limit = shared_memory_per_block() - round_up_16(own);
+    const auto bytes = [&](int stages) { return FusedLayout<Fragments, D>::bytes(std::max(warps * stages * stage_bytes, at_least)); };
     int stages = kMaxStages;
-    while (stages > 2 && FusedLayout<Fragments, D>::bytes(warps * stages * stage_bytes) > limit) --stages;
-    octopus::detail::require(FusedLayout<Fragments, D>::bytes(warps * stages * stage_bytes) <= limit,
+    while (stages > 2 && bytes(stages) > limit) --stages;
+    octopus::detail::require(bytes(stages) <= limit,
                              std::string("octopus::cuda::") + what + ": the device's shared memory per block is too small");
     return stages;
 }
@@ -126,13 +129,24 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     const int b = static_cast<int>(blockIdx.z), length = clamp_length(shape.lengths[b], shape.max_length);
     const int start = static_cast<int>(blockIdx.x) * tokens_per_block, end = min(start + tokens_per_block, length);
     if (start >= end) return;
+    const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
+    const int g = lane / 4, t = lane % 4;
 
-    Fragments::load(tables, c, static_cast<int>(threadIdx.x), 32 * Warps);
+    // The first tiles load while the tables are filled and the queries rotated.
+    const int rb = c.record_bytes, tile = tile_bytes(rb);
+    const int tiles = (end - start + kTileTokens - 1) / kTileTokens;
+    const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;  // tiles warp, warp + Warps, ...
+    const std::uint8_t* records = cache + (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity * rb;
+    std::uint8_t* mine = staging + warp * stages * tile;
+    const TileCopy<Fragments::kMaxRecordBytes> copy(records + static_cast<long long>(start + warp * kTileTokens) * rb,
+                                                    static_cast<long long>(Warps) * kTileTokens * rb, rb, lane);
+    const auto issue = [&](int i, int stage) { copy(mine + stage * tile, i); };
+    start_pipeline(my_tiles, stages, issue);
+
+    Fragments::template load<32 * Warps>(tables, c, static_cast<int>(threadIdx.x));
     prepare_queries<D, Warps>(rotated, query_scale, q + (static_cast<long long>(b) * shape.q_heads + first_head) * D,
                               rows, c.signs, 1.0f);
     __syncthreads();
-    const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
-    const int g = lane / 4, t = lane % 4;
     std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
     Columns::template query_operands<Fragments, D>(rotated, g, t, q_operands);
     // This lane's heads (columns 2t, 2t + 1 of each weight block): scale, and where their rows start.
@@ -146,39 +160,27 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
             head_scale[p][e] = head >= 0 ? query_scale[head] : 0.0f;
             out_rows[p][e] = head >= 0 ? out + (static_cast<long long>(b) * shape.q_heads + first_head + head) * shape.max_length : nullptr;
         }
-    __syncthreads();  // every warp has its query operands before tiles land on the rotated queries
-
     const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane);
-    const int rb = c.record_bytes, tile = tile_bytes(rb);
-    const int tiles = (end - start + kTileTokens - 1) / kTileTokens;
-    const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;
-    const std::uint8_t* records = cache + (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity * rb;
-    std::uint8_t* mine = staging + warp * stages * tile;
 
-    const TileCopy<Fragments::kMaxRecordBytes> copy(records + static_cast<long long>(start + warp * kTileTokens) * rb,
-                                                    static_cast<long long>(Warps) * kTileTokens * rb, rb, lane);
-
-    warp_pipeline(
-        my_tiles, stages, [&](int i, int stage) { copy(mine + stage * tile, i); },
-        [&](int i, int stage) {
-            const int first = start + (warp + i * Warps) * kTileTokens;
-            const auto* words = reinterpret_cast<const std::uint32_t*>(mine + stage * tile);
-            // Lane i < 16 reads token i's norm; the lanes that scale a token's scores get it by shuffle.
-            const float lane_norm = norm_at(words, (lane % kTileTokens) * rb, c.code_bytes, c.norm_fp16);
-            float s[P][4];
-            Columns::template tile_scores<Fragments, D>(tables, words, rb * 8, g, t, key_plan, q_operands, s);
+    run_pipeline(my_tiles, stages, issue, [&](int i, int stage) {
+        const int first = start + (warp + i * Warps) * kTileTokens;
+        const auto* words = reinterpret_cast<const std::uint32_t*>(mine + stage * tile);
+        // Lane i < 16 reads token i's norm; the lanes that scale a token's scores get it by shuffle.
+        const float lane_norm = norm_at(words, (lane % kTileTokens) * rb, c.code_bytes, c.norm_fp16);
+        float s[P][4];
+        Columns::template tile_scores<Fragments, D>(tables, words, rb * 8, g, t, key_plan, q_operands, s);
 #pragma unroll
-            for (int k = 0; k < 2; ++k) {
-                const int token = g + 8 * k;
-                const float norm = __shfl_sync(kFullMask, lane_norm, token);
-                if (first + token >= end) continue;
+        for (int k = 0; k < 2; ++k) {
+            const int token = g + 8 * k;
+            const float norm = __shfl_sync(kFullMask, lane_norm, token);
+            if (first + token >= end) continue;
 #pragma unroll
-                for (int p = 0; p < P; ++p)
+            for (int p = 0; p < P; ++p)
 #pragma unroll
-                    for (int e = 0; e < 2; ++e)
-                        if (out_rows[p][e] != nullptr) out_rows[p][e][first + token] = s[p][2 * k + e] * head_scale[p][e] * norm;
-            }
-        });
+                for (int e = 0; e < 2; ++e)
+                    if (out_rows[p][e] != nullptr) out_rows[p][e][first + token] = s[p][2 * k + e] * head_scale[p][e] * norm;
+        }
+    });
 }
 
 /// The query heads one block takes (4, 8 or 16: the columns of the fused products, HeadColumns) for
@@ -215,7 +217,7 @@ inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* 
         constexpr int D = Fragments::kKeySlots * 4;
         constexpr int W = detail::kScoreWarps;
         auto kernel = detail::scores_kernel<Fragments, D, Heads, W>;
-        const int stages = detail::pipeline_stages<Fragments, D>(W, detail::tile_bytes(c.record_bytes), "scores");
+        const int stages = detail::pipeline_stages<Fragments, D>(W, detail::tile_bytes(c.record_bytes), 0, 0, "scores");
         const int smem = detail::FusedLayout<Fragments, D>::bytes(W * stages * detail::tile_bytes(c.record_bytes));
         octopus::detail::require(c.record_bytes <= Fragments::kMaxRecordBytes,
                                  "octopus::cuda::scores: records longer than the kernel stages");
@@ -224,7 +226,10 @@ inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* 
         // each token pays for a block's set-up (tables, rotated queries).
         const int chunks = (group + Heads - 1) / Heads;
         const long long rows_of_blocks = static_cast<long long>(shape.batch) * shape.kv_heads * chunks;
-        const long long wave = static_cast<long long>(std::max(1, per_multiprocessor)) * detail::multiprocessors();
+        // Two blocks a multiprocessor even where a third would fit (TurboQuant at 4 bits needs 80
+        // registers a thread): a third block's set-up costs more than its share of the tokens saves.
+        const int resident = std::clamp(per_multiprocessor, 1, detail::kScoreBlocksPerSM);
+        const long long wave = static_cast<long long>(resident) * detail::multiprocessors();
         const long long blocks_per_row = std::max(1LL, wave / rows_of_blocks);
         const int step = W * detail::kTileTokens;
         const long long per_block = (shape.max_length + blocks_per_row - 1) / blocks_per_row;
