@@ -105,7 +105,11 @@ constexpr bool attention_fits() {
 /// not hold two stages of their tiles or their merge (head dim 256).
 template <class Fragments, int Heads>
 constexpr int attention_warps() {
+#ifdef OCTOPUS_ATTENTION_WARPS
+    constexpr int most = Heads <= 8 ? OCTOPUS_ATTENTION_WARPS : 8;
+#else
     constexpr int most = Heads <= 8 ? 12 : 8;
+#endif
     if constexpr (attention_fits<Fragments, Heads, most>()) return most;
     else if constexpr (attention_fits<Fragments, Heads, most - 4>()) return most - 4;
     else return 4;
@@ -163,11 +167,11 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const long long first_token = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity + start + warp * kTileTokens;
     const long long tile_step = static_cast<long long>(Warps) * kTileTokens;
     std::uint8_t* mine = staging + warp * p.stages * stage_bytes;
-    const TileCopy<Fragments::kMaxRecordBytes> copy_keys(p.key_cache + first_token * kb, tile_step * kb, kb, lane);
-    const TileCopy<Fragments::kMaxRecordBytes> copy_values(p.value_cache + first_token * vb, tile_step * vb, vb, lane);
-    const auto issue = [&](int i, int stage) {
-        copy_keys(mine + stage * stage_bytes, i);
-        copy_values(mine + stage * stage_bytes + key_tile, i);
+    TileStream<Fragments::kMaxRecordBytes> key_stream(p.key_cache + first_token * kb, tile_step * kb, kb, lane);
+    TileStream<Fragments::kMaxRecordBytes> value_stream(p.value_cache + first_token * vb, tile_step * vb, vb, lane);
+    const auto issue = [&](int stage) {
+        key_stream(mine + stage * stage_bytes);
+        value_stream(mine + stage * stage_bytes + key_tile);
     };
     start_pipeline(my_tiles, p.stages, issue);
 
@@ -206,22 +210,23 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
             for (int i = 0; i < 4; ++i) acc[w][m][i] = 0.0f;
     }
 
-    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane);
-    const typename Fragments::ValuePlan value_plan = Fragments::value_plan(lane);
+    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane, kb * 8);
+    const typename Fragments::ValuePlan value_plan = Fragments::value_plan(lane, vb * 8);
+    // The tile's 16 key norms (lanes 0–15) and 16 value norms (lanes 16–31), one read per lane (bit
+    // norm_bit of the stage), handed to the lanes that need them (keys g and g + 8) by shuffles.
+    const bool value_lane = lane >= kTileTokens;
+    const int norm_bit = pinned(value_lane ? (key_tile + (lane % kTileTokens) * vb + p.values.code_bytes) * 8
+                                           : ((lane % kTileTokens) * kb + p.keys.code_bytes) * 8);
+    const bool norm_fp16 = pinned(value_lane ? p.values.norm_fp16 : p.keys.norm_fp16) != 0;
 
     run_pipeline(my_tiles, p.stages, issue, [&](int i, int stage) {
         const int first = start + (warp + i * Warps) * kTileTokens;
         const auto* key_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes);
         const auto* value_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes + key_tile);
-        // The tile's 16 key norms (lanes 0–15) and 16 value norms (lanes 16–31), one read per lane,
-        // handed to the lanes that need them (keys g and g + 8) by shuffles.
-        const bool value_lane = lane >= kTileTokens;
-        const float lane_norm = norm_at(value_lane ? value_words : key_words, (lane % kTileTokens) * (value_lane ? vb : kb),
-                                        value_lane ? p.values.code_bytes : p.keys.code_bytes,
-                                        value_lane ? p.values.norm_fp16 : p.keys.norm_fp16);
+        const float lane_norm = norm_at(key_words, norm_bit, norm_fp16);
         // Base-2 logits: s[w][2k + e] is key g + 8k against the head of column 2t + e.
         float s[P][4];
-        Columns::template tile_scores<Fragments, D>(tables, key_words, kb * 8, g, t, key_plan, q_operands, s);
+        Columns::template tile_scores<Fragments, D>(tables, key_words, key_plan, q_operands, s);
         float value_norm[2];
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
@@ -283,10 +288,10 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
 #pragma unroll
             for (int w = 0; w < P; ++w) mma_16816(acc[w][m], a, pw[w][0], pw[w][1]);
         };
-        Fragments::template value_fragments<0, kSplit>(tables, value_words, vb * 8, g, t, value_plan, v0);
+        Fragments::template value_fragments<0, kSplit>(tables, value_words, value_plan, v0);
 #pragma unroll
         for (int m = 0; m < kSplit / 2; ++m) multiply(m);
-        Fragments::template value_fragments<kSplit, kRest>(tables, value_words, vb * 8, g, t, value_plan, v1);
+        Fragments::template value_fragments<kSplit, kRest>(tables, value_words, value_plan, v1);
 #pragma unroll
         for (int m = kSplit / 2; m < M; ++m) multiply(m);
     });

@@ -92,11 +92,10 @@ __device__ inline void pair_offsets_at(const std::uint32_t* words, int position_
                  low;
 }
 
-/// The stored norm of the record at byte `record_byte` of a word-aligned tile (fp32 or fp16 bits).
-__device__ inline float norm_at(const std::uint32_t* words, int record_byte, int code_bytes, bool fp16) {
-    const int position = (record_byte + code_bytes) * 8;
-    if (fp16) return __half2float(__ushort_as_half(static_cast<unsigned short>(field_at(words, position, 16))));
-    return __uint_as_float(field_at(words, position, 32));
+/// The norm stored at bit `position` of the stream (fp32 or fp16 bits).
+__device__ inline float norm_at(const std::uint32_t* words, int position, bool fp16) {
+    const std::uint32_t bits = field_at(words, position, 32);
+    return fp16 ? __half2float(__ushort_as_half(static_cast<unsigned short>(bits & 0xffffu))) : __uint_as_float(bits);
 }
 
 }  // namespace octopus::cuda::detail

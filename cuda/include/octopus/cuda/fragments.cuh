@@ -59,6 +59,14 @@ __device__ inline std::uint32_t transpose_8x8(std::uint32_t x) {
     return y;
 }
 
+/// x, kept in a register from here on: the compiler no longer knows how it was computed, so it cannot
+/// recompute it inside the tile loops. Left alone, it rebuilt the lanes' bit positions from the thread
+/// index and the kernel parameters on every tile (about a sixth of a tile's instructions).
+__device__ inline int pinned(int x) {
+    asm volatile("" : "+r"(x));
+    return x;
+}
+
 /// The most copies of a table of `bytes` bytes, ≤ `most` and a power of two, within `budget` bytes of
 /// shared memory (the fused kernels give their tables kTableBudget, scores.cuh).
 __host__ __device__ constexpr int table_copies(int bytes, int most, int budget) {
@@ -124,20 +132,40 @@ struct TurboQuantFragments {
     }
     __device__ static int key_coordinate(int t, int slot) { return t * kKeySlots + slot; }
     __device__ static int value_coordinate(int g, int slot) { return g * kValueSlots + slot; }
-    /// Every lane's slots are whole codes (no tails); a plan only names the lane's copy of the table.
+    /// Where lane (g, t)'s slots start in a tile whose records are `record_bits` apart, worked out
+    /// once per kernel (pinned): every slot is a whole code, so a run of codes from one bit position
+    /// per record, and the lane's copy of the table.
     struct KeyPlan {
         std::uint32_t copy;
+        int first[2];  // keys g and g + 8
     };
-    using ValuePlan = KeyPlan;
-    __device__ static KeyPlan key_plan(int lane) { return {PairTable::lane_offset(lane)}; }
-    __device__ static ValuePlan value_plan(int lane) { return {PairTable::lane_offset(lane)}; }
+    struct ValuePlan {
+        std::uint32_t copy;
+        int first[2][2];  // [k][n]: token 2t + 8k + n
+    };
+    __device__ static KeyPlan key_plan(int lane, int record_bits) {
+        const int g = lane / 4, t = lane % 4;
+        KeyPlan p{static_cast<std::uint32_t>(pinned(static_cast<int>(PairTable::lane_offset(lane)))), {}};
+#pragma unroll
+        for (int k = 0; k < 2; ++k) p.first[k] = pinned((g + 8 * k) * record_bits + t * kKeySlots * Bits);
+        return p;
+    }
+    __device__ static ValuePlan value_plan(int lane, int record_bits) {
+        const int g = lane / 4, t = lane % 4;
+        ValuePlan p{static_cast<std::uint32_t>(pinned(static_cast<int>(PairTable::lane_offset(lane)))), {}};
+#pragma unroll
+        for (int k = 0; k < 2; ++k)
+#pragma unroll
+            for (int n = 0; n < 2; ++n) p.first[k][n] = pinned((2 * t + 8 * k + n) * record_bits + g * kValueSlots * Bits);
+        return p;
+    }
 
-    /// Lane t's share of one key (record at bit `record`) as Sᵀ = K·Qᵀ A-operand halves: b[j][0] holds
-    /// k = 2t, 2t+1 of k-block j, b[j][1] k = 2t+8, 2t+9 (HeadColumns::tile_scores pairs two keys).
-    __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t,
-                                         const KeyPlan& plan, std::uint32_t (&b)[D / 16][2]) {
+    /// Lane t's share of key g + 8k as Sᵀ = K·Qᵀ A-operand halves: b[j][0] holds k = 2t, 2t+1 of
+    /// k-block j, b[j][1] k = 2t+8, 2t+9 (HeadColumns::tile_scores pairs two keys).
+    __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, const KeyPlan& plan, int k,
+                                         std::uint32_t (&b)[D / 16][2]) {
         std::uint32_t pairs[D / 8];
-        offsets_at<D / 8, 2 * Bits, PairTable::kShift>(words, record + t * kKeySlots * Bits, plan.copy, pairs);
+        offsets_at<D / 8, 2 * Bits, PairTable::kShift>(words, plan.first[k], plan.copy, pairs);
 #pragma unroll
         for (int j = 0; j < D / 16; ++j) {
             b[j][0] = s.pairs.at(pairs[2 * j]);
@@ -149,17 +177,16 @@ struct TurboQuantFragments {
     static constexpr int kValueSplit = kValueSlots / 2;
     /// Lane (g, t)'s Vᵀ A-operand registers at value slots [First, First + Count): b[c][0] pairs tokens
     /// 2t, 2t+1 at slot First + c, b[c][1] tokens 2t+8, 2t+9 (slots 2m, 2m+1 are rows g, g+8 of m-block
-    /// m). Records start `record_bits` apart.
+    /// m).
     template <int First, int Count>
-    __device__ static void value_fragments(const Tables& s, const std::uint32_t* words, int record_bits, int g, int t,
-                                           const ValuePlan& plan, std::uint32_t (&b)[Count][2]) {
+    __device__ static void value_fragments(const Tables& s, const std::uint32_t* words, const ValuePlan& plan,
+                                           std::uint32_t (&b)[Count][2]) {
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
             // Tokens 2t (+ 8k) and the next at one slot make one entry of the pair table: one gather each.
             std::uint32_t pairs[Count];
-            const int token = 2 * t + 8 * k, at = (g * kValueSlots + First) * Bits;
-            pair_offsets_at<Count, Bits, PairTable::kShift>(words, token * record_bits + at, (token + 1) * record_bits + at,
-                                                            plan.copy, pairs);
+            pair_offsets_at<Count, Bits, PairTable::kShift>(words, plan.first[k][0] + First * Bits,
+                                                            plan.first[k][1] + First * Bits, plan.copy, pairs);
 #pragma unroll
             for (int c = 0; c < Count; ++c) b[c][k] = s.pairs.at(pairs[c]);
         }
@@ -186,17 +213,21 @@ struct OctopusFragments {
     struct Tables {
         PointTable points;
     };
-    /// Where each tail slot of one lane comes from, relative to a record's first bit.
-    template <int Tail>
+    /// Where one lane's slots start in each of the `Records` records it reads of a tile (bit positions
+    /// from the tile's first word, worked out once per kernel), and what each tail slot is. Not pinned
+    /// (unlike TurboQuant's): with its tail the plan holds twice the registers, and pinned it cost the
+    /// attention loop 57 more instructions a tile, not fewer (533 → 590 in the SASS at B = 9).
+    template <int Tail, int Records>
     struct TailPlan {
-        std::uint32_t copy;  // the lane's copy of the table
-        int offset[Tail];
+        std::uint32_t copy;       // the lane's copy of the table
+        int triplets[Records];    // the lane's first triplet in each record
+        int offset[Tail];         // each tail slot, from the lane's first triplet (the same in every record)
         std::uint32_t mask[Tail];
         std::uint32_t entry[Tail];  // index of the table's first entry for this slot: 0, or 2^B for leftovers
         int component[Tail];        // 0, 1, 2: x, y, z of a point (a leftover level is component 0)
     };
-    using KeyPlan = TailPlan<kKeyTail>;
-    using ValuePlan = TailPlan<kValueTail>;
+    using KeyPlan = TailPlan<kKeyTail, 2>;    // keys g, g + 8
+    using ValuePlan = TailPlan<kValueTail, 4>;  // tokens 2t, 2t + 1, 2t + 8, 2t + 9
     static bool matches(const CodecView& c) {
         return c.scheme == kScheme && c.bits == B && c.dim == D && c.leftover_bits == kLeftoverBits;
     }
@@ -218,35 +249,49 @@ struct OctopusFragments {
                                          : 24 * kValueTriplets + kValueTail * g + slot - 3 * kValueTriplets;
     }
 
-    template <int Tail>
-    __device__ static TailPlan<Tail> plan(int first_coordinate, int lane) {
-        TailPlan<Tail> p;
+    /// The plan of a lane whose triplets start at triplet `first_triplet` and tail at coordinate
+    /// `first_coordinate` of each record, records at bits `records`.
+    template <int Tail, int Records>
+    __device__ static TailPlan<Tail, Records> plan(int first_triplet, int first_coordinate, const int (&records)[Records],
+                                                   int lane) {
+        TailPlan<Tail, Records> p;
         p.copy = PointTable::lane_offset(lane);
 #pragma unroll
         for (int r = 0; r < Tail; ++r) {
             const int i = first_coordinate + r;
             const bool leftover = i >= 3 * kTriplets;
-            p.offset[r] = leftover ? B * kTriplets + kLeftoverBits * (i - 3 * kTriplets) : B * (i / 3);
+            p.offset[r] = (leftover ? B * kTriplets + kLeftoverBits * (i - 3 * kTriplets) : B * (i / 3)) - B * first_triplet;
             p.mask[r] = leftover ? (1u << kLeftoverBits) - 1u : (1u << B) - 1u;
             p.entry[r] = leftover ? 1u << B : 0u;
             p.component[r] = leftover ? 0 : i % 3;
         }
+#pragma unroll
+        for (int n = 0; n < Records; ++n) p.triplets[n] = records[n] + B * first_triplet;
         return p;
     }
-    __device__ static KeyPlan key_plan(int lane) { return plan<kKeyTail>(12 * kKeyTriplets + kKeyTail * (lane % 4), lane); }
-    __device__ static ValuePlan value_plan(int lane) { return plan<kValueTail>(24 * kValueTriplets + kValueTail * (lane / 4), lane); }
+    __device__ static KeyPlan key_plan(int lane, int record_bits) {
+        const int g = lane / 4, t = lane % 4;
+        const int records[2] = {g * record_bits, (g + 8) * record_bits};
+        return plan<kKeyTail, 2>(kKeyTriplets * t, 12 * kKeyTriplets + kKeyTail * t, records, lane);
+    }
+    __device__ static ValuePlan value_plan(int lane, int record_bits) {
+        const int g = lane / 4, t = lane % 4;
+        const int records[4] = {2 * t * record_bits, (2 * t + 1) * record_bits, (2 * t + 8) * record_bits, (2 * t + 9) * record_bits};
+        return plan<kValueTail, 4>(kValueTriplets * g, 24 * kValueTriplets + kValueTail * g, records, lane);
+    }
 
     /// Whether slot s (of a run with `Triplets` triplets first) sits in the high half of its word.
     template <int Triplets>
     __device__ static constexpr bool high_half(int s) { return s < 3 * Triplets && s % 3 == 1; }
 
-    /// The words holding slots [0, 3·Triplets + Used) of one key, Triplets triplets from first_triplet
-    /// and then the first Used (0 or Tail) tail slots: slot s in half high_half(s) of w[s].
-    template <int Triplets, int Tail, int Used>
-    __device__ static void slot_words(const Tables& s, const std::uint32_t* words, int record, int first_triplet,
-                                      const TailPlan<Tail>& tail, std::uint32_t (&w)[3 * Triplets + Used]) {
+    /// The words holding slots [0, 3·Triplets + Used) of one record whose lane part starts at bit
+    /// `first`: Triplets triplets from the lane's triplet Skip, then the first Used (0 or Tail) tail
+    /// slots; slot s in half high_half(s) of w[s].
+    template <int Triplets, int Skip, int Used, int Tail, int Records>
+    __device__ static void slot_words(const Tables& s, const std::uint32_t* words, int first,
+                                      const TailPlan<Tail, Records>& tail, std::uint32_t (&w)[3 * Triplets + Used]) {
         std::uint32_t codes[Triplets];
-        offsets_at<Triplets, B, PointTable::kShift>(words, record + B * first_triplet, tail.copy, codes);
+        offsets_at<Triplets, B, PointTable::kShift>(words, first + B * Skip, tail.copy, codes);
 #pragma unroll
         for (int m = 0; m < Triplets; ++m) {
             const uint2 p = s.points.at(codes[m]);
@@ -255,19 +300,19 @@ struct OctopusFragments {
         }
 #pragma unroll
         for (int r = 0; r < Used; ++r) {
-            const std::uint32_t code = field_at(words, record + tail.offset[r], 32) & tail.mask[r];
+            const std::uint32_t code = field_at(words, first + tail.offset[r], 32) & tail.mask[r];
             const uint2 p = s.points.at(((tail.entry[r] | code) << PointTable::kShift) | tail.copy);
             const int k = tail.component[r];
             w[3 * Triplets + r] = k == 2 ? p.y : k == 1 ? p.x >> 16 : p.x;
         }
     }
 
-    /// Lane t's share of one key (record at bit `record`) as Sᵀ = K·Qᵀ A-operand halves: b[j][0] holds
-    /// k = 2t, 2t+1 of k-block j, b[j][1] k = 2t+8, 2t+9 (HeadColumns::tile_scores pairs two keys).
-    __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, int record, int t,
-                                         const KeyPlan& tail, std::uint32_t (&b)[D / 16][2]) {
+    /// Lane t's share of key g + 8k as Sᵀ = K·Qᵀ A-operand halves: b[j][0] holds k = 2t, 2t+1 of
+    /// k-block j, b[j][1] k = 2t+8, 2t+9 (HeadColumns::tile_scores pairs two keys).
+    __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, const KeyPlan& plan, int k,
+                                         std::uint32_t (&b)[D / 16][2]) {
         std::uint32_t w[kKeySlots];
-        slot_words<kKeyTriplets, kKeyTail, kKeyTail>(s, words, record, kKeyTriplets * t, tail, w);
+        slot_words<kKeyTriplets, 0, kKeyTail>(s, words, plan.triplets[k], plan, w);
 #pragma unroll
         for (int j = 0; j < D / 16; ++j)
 #pragma unroll
@@ -284,22 +329,19 @@ struct OctopusFragments {
     /// next is decoded: fewer registers for values.
     static constexpr int kValueSplit = 3 * ((kValueTriplets + 1) / 2);
     /// Lane (g, t)'s Vᵀ A-operand registers at value slots [First, First + Count) (one of the two
-    /// chunks): b[c][0] pairs tokens 2t, 2t+1 at slot First + c, b[c][1] tokens 2t+8, 2t+9. Records
-    /// start `record_bits` apart.
+    /// chunks): b[c][0] pairs tokens 2t, 2t+1 at slot First + c, b[c][1] tokens 2t+8, 2t+9.
     template <int First, int Count>
-    __device__ static void value_fragments(const Tables& s, const std::uint32_t* words, int record_bits, int g, int t,
-                                           const ValuePlan& tail, std::uint32_t (&b)[Count][2]) {
+    __device__ static void value_fragments(const Tables& s, const std::uint32_t* words, const ValuePlan& plan,
+                                           std::uint32_t (&b)[Count][2]) {
         static_assert(First % 3 == 0 && (First + Count == kValueSlots || (First == 0 && Count == kValueSplit)),
                       "value chunks are [0, kValueSplit) and [kValueSplit, kValueSlots)");
         constexpr bool kLast = First + Count == kValueSlots;
         constexpr int kT = kLast ? kValueTriplets - First / 3 : Count / 3, kUsed = kLast ? kValueTail : 0;
-        const int first_triplet = kValueTriplets * g + First / 3;
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
             std::uint32_t first[Count], second[Count];
-            const int token = 2 * t + 8 * k;
-            slot_words<kT, kValueTail, kUsed>(s, words, token * record_bits, first_triplet, tail, first);
-            slot_words<kT, kValueTail, kUsed>(s, words, (token + 1) * record_bits, first_triplet, tail, second);
+            slot_words<kT, First / 3, kUsed>(s, words, plan.triplets[2 * k], plan, first);
+            slot_words<kT, First / 3, kUsed>(s, words, plan.triplets[2 * k + 1], plan, second);
 #pragma unroll
             for (int c = 0; c < Count; ++c)
                 b[c][k] = join_halves(first[c], high_half<kT>(c), second[c], high_half<kT>(c), false);
@@ -356,31 +398,32 @@ __device__ inline void wait_async() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
 }
 
-/// One lane's share of copying a warp's tiles of 16 records into shared memory, worked out once per
-/// kernel: the lane copies 16-byte pieces lane, lane + 32, ... of a tile, those inside it (records are
-/// at most MaxRecordBytes long, so that is a few predicated copies with constant offsets). The warp's
-/// tiles lie `step` bytes apart from `first_tile` (16-byte aligned).
+/// One lane's share of copying a warp's tiles of 16 records into shared memory, in order: the lane
+/// copies 16-byte pieces lane, lane + 32, ... of a tile, those inside it (records are at most
+/// MaxRecordBytes long, so that is a few predicated copies with constant offsets). The warp's tiles
+/// lie `step` bytes apart from `first_tile` (16-byte aligned); the stream keeps its place in a
+/// register, one add a tile, where an index would cost a 64-bit multiply and its operands.
 template <int MaxRecordBytes>
-struct TileCopy {
+struct TileStream {
     static constexpr int kPieces = (kTileTokens * MaxRecordBytes + 511) / 512;
-    const std::uint8_t* source;
+    const std::uint8_t* next;  // this lane's first piece of the next tile
     long long step;
     int lane_bytes;
     unsigned pieces;  // bit p: piece p of this lane lies inside a tile
 
-    __device__ TileCopy(const std::uint8_t* first_tile, long long step_bytes, int record_bytes, int lane)
-        : source(first_tile + lane * 16), step(step_bytes), lane_bytes(lane * 16), pieces(0) {
+    __device__ TileStream(const std::uint8_t* first_tile, long long step_bytes, int record_bytes, int lane)
+        : next(first_tile + lane * 16), step(step_bytes), lane_bytes(lane * 16), pieces(0) {
 #pragma unroll
         for (int p = 0; p < kPieces; ++p)
             if (lane * 16 + p * 512 < kTileTokens * record_bytes) pieces |= 1u << p;
     }
-    /// Starts copying the warp's tile i into `target`.
-    __device__ void operator()(std::uint8_t* target, int i) const {
-        const std::uint8_t* from = source + i * step;
+    /// Starts copying the next tile into `target`.
+    __device__ void operator()(std::uint8_t* target) {
         std::uint8_t* to = target + lane_bytes;
 #pragma unroll
         for (int p = 0; p < kPieces; ++p)
-            if (pieces & (1u << p)) copy_async_16(to + 512 * p, from + 512 * p);
+            if (pieces & (1u << p)) copy_async_16(to + 512 * p, next + 512 * p);
+        next += step;
     }
 };
 
@@ -396,12 +439,12 @@ __device__ inline void wait_for_oldest(int stages) {
     else wait_async<1>();
 }
 
-/// Stages a warp's first stages − 1 tiles (issue(i, slot) stages the warp's tile i in slot i), so
-/// that they load while the block sets up (tables, queries); run_pipeline goes on from there.
+/// Stages a warp's first stages − 1 tiles (issue(slot) stages the warp's next tile in `slot`), so that
+/// they load while the block sets up (tables, queries); run_pipeline goes on from there.
 template <class Issue>
 __device__ inline void start_pipeline(int tiles, int stages, Issue&& issue) {
     for (int s = 0; s < stages - 1; ++s) {
-        if (s < tiles) issue(s, s);
+        if (s < tiles) issue(s);
         commit_async();
     }
 }
@@ -412,7 +455,7 @@ template <class Issue, class Compute>
 __device__ inline void run_pipeline(int tiles, int stages, Issue&& issue, Compute&& compute) {
     int ahead = stages - 1, current = 0;  // the slots of tiles i + stages − 1 and i
     for (int i = 0; i < tiles; ++i) {
-        if (i + stages - 1 < tiles) issue(i + stages - 1, ahead);
+        if (i + stages - 1 < tiles) issue(ahead);
         commit_async();
         wait_for_oldest(stages);
         __syncwarp();
@@ -492,16 +535,16 @@ struct HeadColumns {
         }
     }
 
-    /// Sᵀ = K·Qᵀ over the 16 keys of a tile (records `record_bits` apart) and the hi and lo parts
-    /// summed: s[p] holds, for lane (g, t), keys g and g + 8 (s[p][0..1] and s[p][2..3]) against the
-    /// heads of columns 2t and 2t + 1 of weight block p.
+    /// Sᵀ = K·Qᵀ over the 16 keys of a tile and the hi and lo parts summed: s[p] holds, for lane
+    /// (g, t), keys g and g + 8 (s[p][0..1] and s[p][2..3]) against the heads of columns 2t and 2t + 1
+    /// of weight block p.
     template <class Fragments, int D>
-    __device__ static void tile_scores(const typename Fragments::Tables& tables, const std::uint32_t* words, int record_bits,
-                                       int g, int t, const typename Fragments::KeyPlan& plan,
+    __device__ static void tile_scores(const typename Fragments::Tables& tables, const std::uint32_t* words,
+                                       const typename Fragments::KeyPlan& plan,
                                        const std::uint32_t (&q)[kQueryBlocks][D / 16][2], float (&s)[kWeightBlocks][4]) {
         std::uint32_t low[D / 16][2], high[D / 16][2];
-        Fragments::key_fragments(tables, words, g * record_bits, t, plan, low);
-        Fragments::key_fragments(tables, words, (g + 8) * record_bits, t, plan, high);
+        Fragments::key_fragments(tables, words, plan, 0, low);
+        Fragments::key_fragments(tables, words, plan, 1, high);
         // Two accumulators per n-block, so that consecutive mma instructions do not wait on each other.
         float c[kQueryBlocks][2][4] = {};
 #pragma unroll

@@ -138,9 +138,9 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;  // tiles warp, warp + Warps, ...
     const std::uint8_t* records = cache + (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity * rb;
     std::uint8_t* mine = staging + warp * stages * tile;
-    const TileCopy<Fragments::kMaxRecordBytes> copy(records + static_cast<long long>(start + warp * kTileTokens) * rb,
-                                                    static_cast<long long>(Warps) * kTileTokens * rb, rb, lane);
-    const auto issue = [&](int i, int stage) { copy(mine + stage * tile, i); };
+    TileStream<Fragments::kMaxRecordBytes> stream(records + static_cast<long long>(start + warp * kTileTokens) * rb,
+                                                  static_cast<long long>(Warps) * kTileTokens * rb, rb, lane);
+    const auto issue = [&](int stage) { stream(mine + stage * tile); };
     start_pipeline(my_tiles, stages, issue);
 
     Fragments::template load<32 * Warps>(tables, c, static_cast<int>(threadIdx.x));
@@ -160,15 +160,16 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
             head_scale[p][e] = head >= 0 ? query_scale[head] : 0.0f;
             out_rows[p][e] = head >= 0 ? out + (static_cast<long long>(b) * shape.q_heads + first_head + head) * shape.max_length : nullptr;
         }
-    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane);
+    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane, rb * 8);
+    // Lane i < 16 reads token i's norm; the lanes that scale a token's scores get it by shuffle.
+    const int norm_bit = pinned(((lane % kTileTokens) * rb + c.code_bytes) * 8);
 
     run_pipeline(my_tiles, stages, issue, [&](int i, int stage) {
         const int first = start + (warp + i * Warps) * kTileTokens;
         const auto* words = reinterpret_cast<const std::uint32_t*>(mine + stage * tile);
-        // Lane i < 16 reads token i's norm; the lanes that scale a token's scores get it by shuffle.
-        const float lane_norm = norm_at(words, (lane % kTileTokens) * rb, c.code_bytes, c.norm_fp16);
+        const float lane_norm = norm_at(words, norm_bit, c.norm_fp16);
         float s[P][4];
-        Columns::template tile_scores<Fragments, D>(tables, words, rb * 8, g, t, key_plan, q_operands, s);
+        Columns::template tile_scores<Fragments, D>(tables, words, key_plan, q_operands, s);
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
             const int token = g + 8 * k;
