@@ -105,11 +105,7 @@ constexpr bool attention_fits() {
 /// not hold two stages of their tiles or their merge (head dim 256).
 template <class Fragments, int Heads>
 constexpr int attention_warps() {
-#ifdef OCTOPUS_ATTENTION_WARPS
-    constexpr int most = Heads <= 8 ? OCTOPUS_ATTENTION_WARPS : 8;
-#else
     constexpr int most = Heads <= 8 ? 12 : 8;
-#endif
     if constexpr (attention_fits<Fragments, Heads, most>()) return most;
     else if constexpr (attention_fits<Fragments, Heads, most - 4>()) return most - 4;
     else return 4;
