@@ -144,7 +144,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     auto& tables = Layout::tables(shared);
     float* query_scale = Layout::scales(shared);
     std::uint8_t* staging = Layout::staging(shared);
-    auto* rotated = Layout::rotated(shared);
+    auto& rotated = Layout::rotated(shared);
 
     const CacheShape& shape = p.shape;
     const int group = shape.q_heads / shape.kv_heads, chunks = (group + Heads - 1) / Heads;
@@ -155,7 +155,10 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     const int g = lane / 4, t = lane % 4;
 
-    // The first tiles load while the tables are filled and the queries rotated.
+    // The set-up's global reads first, then the first tiles' copies, which load while the tables are
+    // written and the queries rotated (reads issued behind the copies waited for them: 2.3 µs).
+    const auto table_share = Fragments::template fetch<32 * Warps>(p.keys, static_cast<int>(threadIdx.x));
+    const auto query_share = fetch_queries<D, Warps>(p.q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows);
     const int kb = p.keys.record_bytes, vb = p.values.record_bytes;
     const int key_tile = tile_bytes(kb), value_tile = tile_bytes(vb), stage_bytes = key_tile + value_tile;
     const int tiles = end > start ? (end - start + kTileTokens - 1) / kTileTokens : 0;
@@ -171,10 +174,8 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     };
     start_pipeline(my_tiles, p.stages, issue);
 
-    Fragments::template load<32 * Warps>(tables, p.keys, static_cast<int>(threadIdx.x));
-    prepare_queries<D, Warps>(rotated, query_scale,
-                              p.q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows, p.keys.signs,
-                              p.scale_log2);
+    Fragments::store(tables, table_share, static_cast<int>(threadIdx.x));
+    prepare_queries<D, Warps>(rotated, query_scale, query_share, rows, p.keys.signs, p.scale_log2);
     __syncthreads();
     std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
     Columns::template query_operands<Fragments, D>(rotated, g, t, q_operands);

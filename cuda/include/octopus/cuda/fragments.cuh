@@ -23,6 +23,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <iterator>
 
 #include "octopus/cuda/bits.cuh"
 #include "octopus/cuda/device_codec.cuh"
@@ -88,23 +89,32 @@ struct CopiedTable {
     static_assert(Copies * sizeof(Entry) <= 128, "a row of copies spans the 32 banks at most");
     Entry data[Entries * Copies];
 
-    /// Writes every copy, `Threads` threads at once; `entry(i)` gives entry i (from global memory).
-    /// A thread loads all of its entries (thread, thread + Threads, ...) before it writes any, then
-    /// writes every copy of each, so that filling costs one round trip to memory, not one per
-    /// Threads slots (those took 4 µs of the set-up of a block). Copies are written from copy
-    /// `thread` on, so that the lanes of a warp store to different banks.
+    /// A thread's share of filling the table, `Threads` threads at once: entries thread, thread +
+    /// Threads, ..., all read from global memory (fetch) before any is written to every copy (store),
+    /// so that filling costs one round trip to memory, not one per Threads slots (those took 4 µs of
+    /// a block's set-up).
+    template <int Threads>
+    struct Share {
+        Entry entry[(Entries + Threads - 1) / Threads];
+    };
+    /// Reads a thread's share; `entry(i)` gives entry i.
     template <int Threads, class Source>
-    __device__ void fill(Source&& entry, int thread) {
-        constexpr int kRounds = (Entries + Threads - 1) / Threads;
-        Entry loaded[kRounds];
+    __device__ static Share<Threads> fetch(Source&& entry, int thread) {
+        Share<Threads> share;
 #pragma unroll
-        for (int r = 0; r < kRounds; ++r)
-            if (thread + r * Threads < Entries) loaded[r] = entry(thread + r * Threads);
+        for (int r = 0; r < static_cast<int>(std::size(share.entry)); ++r)
+            if (thread + r * Threads < Entries) share.entry[r] = entry(thread + r * Threads);
+        return share;
+    }
+    /// Writes a thread's share to every copy, from copy `thread` on, so that the lanes of a warp store
+    /// to different banks.
+    template <int Threads>
+    __device__ void store(const Share<Threads>& share, int thread) {
 #pragma unroll
-        for (int r = 0; r < kRounds; ++r)
+        for (int r = 0; r < static_cast<int>(std::size(share.entry)); ++r)
             if (thread + r * Threads < Entries)
 #pragma unroll
-                for (int j = 0; j < Copies; ++j) data[(thread + r * Threads) * Copies + (j + thread) % Copies] = loaded[r];
+                for (int j = 0; j < Copies; ++j) data[(thread + r * Threads) * Copies + (j + thread) % Copies] = share.entry[r];
     }
     __device__ static std::uint32_t lane_offset(int lane) { return static_cast<std::uint32_t>((lane % Copies) * sizeof(Entry)); }
     __device__ Entry at(std::uint32_t offset) const {
@@ -126,9 +136,16 @@ struct TurboQuantFragments {
     };
     static bool matches(const CodecView& c) { return c.scheme == kScheme && c.bits == Bits && c.dim == D; }
 
+    /// A thread's share of the tables, read from the codec (fetch) and written to shared memory (store).
     template <int Threads>
-    __device__ static void load(Tables& s, const CodecView& c, int thread) {
-        s.pairs.template fill<Threads>([&](int i) { return c.level_pairs[i]; }, thread);
+    using TableShare = typename PairTable::template Share<Threads>;
+    template <int Threads>
+    __device__ static TableShare<Threads> fetch(const CodecView& c, int thread) {
+        return PairTable::template fetch<Threads>([&](int i) { return c.level_pairs[i]; }, thread);
+    }
+    template <int Threads>
+    __device__ static void store(Tables& s, const TableShare<Threads>& share, int thread) {
+        s.pairs.store(share, thread);
     }
     __device__ static int key_coordinate(int t, int slot) { return t * kKeySlots + slot; }
     __device__ static int value_coordinate(int g, int slot) { return g * kValueSlots + slot; }
@@ -232,14 +249,21 @@ struct OctopusFragments {
         return c.scheme == kScheme && c.bits == B && c.dim == D && c.leftover_bits == kLeftoverBits;
     }
 
+    /// A thread's share of the tables, read from the codec (fetch) and written to shared memory (store).
     template <int Threads>
-    __device__ static void load(Tables& s, const CodecView& c, int thread) {
-        s.points.template fill<Threads>(
+    using TableShare = typename PointTable::template Share<Threads>;
+    template <int Threads>
+    __device__ static TableShare<Threads> fetch(const CodecView& c, int thread) {
+        return PointTable::template fetch<Threads>(
             [&](int i) {
                 return i < (1 << B) ? c.points[i]
                                     : uint2{static_cast<std::uint32_t>(__half_as_ushort(c.scalar_levels[i - (1 << B)])), 0u};
             },
             thread);
+    }
+    template <int Threads>
+    __device__ static void store(Tables& s, const TableShare<Threads>& share, int thread) {
+        s.points.store(share, thread);
     }
     __device__ static int key_coordinate(int t, int slot) {
         return slot < 3 * kKeyTriplets ? 3 * kKeyTriplets * t + slot : 12 * kKeyTriplets + kKeyTail * t + slot - 3 * kKeyTriplets;
@@ -466,17 +490,51 @@ __device__ inline void run_pipeline(int tiles, int stages, Issue&& issue, Comput
     }
 }
 
-/// Rotated, normalized queries of one block, fp32 in shared memory: rows [0, rows) from
-/// q + first_row·D, the rest zero; scale[row] = |q_row| · extra. One warp per row.
+/// A block's 16 rotated query rows in shared memory, fp32, with a float of padding after every 32:
+/// query_operands has lanes (g, t) read coordinate t·D/4 + s of row g mod 4 at once, which without
+/// the padding all fall on one bank (16-way conflicts: 1.7 µs of a block's set-up).
+template <int D>
+struct QueryRows {
+    float data[16][D + D / 32];
+    __device__ float& at(int row, int coordinate) { return data[row][coordinate + coordinate / 32]; }
+    __device__ float at(int row, int coordinate) const { return data[row][coordinate + coordinate / 32]; }
+};
+
+/// The rows of a block's 16 query rows that one warp rotates (warp, warp + Warps, ...), as read from
+/// global memory (fetch_queries) before prepare_queries rotates them.
 template <int D, int Warps>
-__device__ inline void prepare_queries(float (*rotated)[D], float* scale, const float* q, int rows, const float* signs,
-                                       float extra) {
+struct QueryShare {
+    static constexpr int kRows = (16 + Warps - 1) / Warps;
+    float v[kRows][D / 32];
+};
+
+/// Reads the warp's rows of the block's queries (rows [0, rows) from q; the rest are zero).
+template <int D, int Warps>
+__device__ inline QueryShare<D, Warps> fetch_queries(const float* q, int rows) {
     constexpr int E = D / 32;
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
-    for (int row = warp; row < 16; row += Warps) {
+    QueryShare<D, Warps> share;
+#pragma unroll
+    for (int r = 0; r < QueryShare<D, Warps>::kRows; ++r)
+#pragma unroll
+        for (int j = 0; j < E; ++j) share.v[r][j] = warp + r * Warps < rows ? q[(warp + r * Warps) * D + lane * E + j] : 0.0f;
+    return share;
+}
+
+/// Rotated, normalized queries of one block from the warps' shares: rows [0, rows) rotated and
+/// normalized, the rest zero; scale[row] = |q_row| · extra.
+template <int D, int Warps>
+__device__ inline void prepare_queries(QueryRows<D>& rotated, float* scale, const QueryShare<D, Warps>& share, int rows,
+                                       const float* signs, float extra) {
+    constexpr int E = D / 32;
+    const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
+#pragma unroll
+    for (int r = 0; r < QueryShare<D, Warps>::kRows; ++r) {
+        const int row = warp + r * Warps;
+        if (row >= 16) break;
         if (row >= rows) {  // heads the block does not have (padding columns of the mma): zero, nothing to rotate
 #pragma unroll
-            for (int j = 0; j < E; ++j) rotated[row][lane * E + j] = 0.0f;
+            for (int j = 0; j < E; ++j) rotated.at(row, lane * E + j) = 0.0f;
             if (lane == 0) scale[row] = 0.0f;
             continue;
         }
@@ -484,7 +542,7 @@ __device__ inline void prepare_queries(float (*rotated)[D], float* scale, const 
         float sum = 0.0f;
 #pragma unroll
         for (int j = 0; j < E; ++j) {
-            v[j] = q[row * D + lane * E + j];
+            v[j] = share.v[r][j];
             sum += v[j] * v[j];
         }
 #pragma unroll
@@ -492,7 +550,7 @@ __device__ inline void prepare_queries(float (*rotated)[D], float* scale, const 
         const float norm = sqrtf(sum), inverse = norm > 0.0f ? 1.0f / norm : 0.0f;
         warp_rotate(v, signs);
 #pragma unroll
-        for (int j = 0; j < E; ++j) rotated[row][lane * E + j] = v[j] * inverse;
+        for (int j = 0; j < E; ++j) rotated.at(row, lane * E + j) = v[j] * inverse;
         if (lane == 0) scale[row] = norm * extra;
     }
 }
@@ -516,7 +574,7 @@ struct HeadColumns {
 
     /// B operands of Sᵀ = K·Qᵀ for lane (g, t) from the block's rotated, normalized queries.
     template <class Fragments, int D>
-    __device__ static void query_operands(const float (*rotated)[D], int g, int t,
+    __device__ static void query_operands(const QueryRows<D>& rotated, int g, int t,
                                           std::uint32_t (&q)[kQueryBlocks][D / 16][2]) {
 #pragma unroll
         for (int n = 0; n < kQueryBlocks; ++n) {
@@ -526,8 +584,8 @@ struct HeadColumns {
             for (int j = 0; j < D / 16; ++j)
 #pragma unroll
                 for (int k = 0; k < 2; ++k) {
-                    const float v0 = rotated[row][Fragments::key_coordinate(t, 4 * j + 2 * k)];
-                    const float v1 = rotated[row][Fragments::key_coordinate(t, 4 * j + 2 * k + 1)];
+                    const float v0 = rotated.at(row, Fragments::key_coordinate(t, 4 * j + 2 * k));
+                    const float v1 = rotated.at(row, Fragments::key_coordinate(t, 4 * j + 2 * k + 1));
                     const __half h0 = __float2half_rn(v0), h1 = __float2half_rn(v1);
                     q[n][j][k] = lo ? pack_halves(__float2half_rn(v0 - __half2float(h0)), __float2half_rn(v1 - __half2float(h1)))
                                     : pack_halves(h0, h1);

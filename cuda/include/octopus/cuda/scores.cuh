@@ -85,13 +85,13 @@ template <class Fragments, int D>
 struct FusedLayout {
     static constexpr int kScales = round_up_16(static_cast<int>(sizeof(typename Fragments::Tables)));
     static constexpr int kRotated = kScales + 16 * static_cast<int>(sizeof(float));
-    static constexpr int kStaging = kRotated + 16 * D * static_cast<int>(sizeof(float));
+    static constexpr int kStaging = kRotated + round_up_16(static_cast<int>(sizeof(QueryRows<D>)));
 
     /// Bytes for `staging` bytes of staging.
     static int bytes(int staging) { return kStaging + staging; }
     __device__ static auto& tables(unsigned char* shared) { return *reinterpret_cast<typename Fragments::Tables*>(shared); }
     __device__ static float* scales(unsigned char* shared) { return reinterpret_cast<float*>(shared + kScales); }
-    __device__ static float (*rotated(unsigned char* shared))[D] { return reinterpret_cast<float(*)[D]>(shared + kRotated); }
+    __device__ static QueryRows<D>& rotated(unsigned char* shared) { return *reinterpret_cast<QueryRows<D>*>(shared + kRotated); }
     __device__ static std::uint8_t* staging(unsigned char* shared) { return shared + kStaging; }
 };
 
@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     auto& tables = Layout::tables(shared);
     float* query_scale = Layout::scales(shared);
     std::uint8_t* staging = Layout::staging(shared);
-    auto* rotated = Layout::rotated(shared);
+    auto& rotated = Layout::rotated(shared);
 
     const int group = shape.q_heads / shape.kv_heads, chunks = (group + Heads - 1) / Heads;
     const int kv_head = static_cast<int>(blockIdx.y) / chunks, chunk = static_cast<int>(blockIdx.y) % chunks;
@@ -132,7 +132,10 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     const int g = lane / 4, t = lane % 4;
 
-    // The first tiles load while the tables are filled and the queries rotated.
+    // The set-up's global reads first, then the first tiles' copies, which load while the tables are
+    // written and the queries rotated (reads issued behind the copies waited for them: 2.3 µs).
+    const auto table_share = Fragments::template fetch<32 * Warps>(c, static_cast<int>(threadIdx.x));
+    const auto query_share = fetch_queries<D, Warps>(q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows);
     const int rb = c.record_bytes, tile = tile_bytes(rb);
     const int tiles = (end - start + kTileTokens - 1) / kTileTokens;
     const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;  // tiles warp, warp + Warps, ...
@@ -143,9 +146,8 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     const auto issue = [&](int stage) { stream(mine + stage * tile); };
     start_pipeline(my_tiles, stages, issue);
 
-    Fragments::template load<32 * Warps>(tables, c, static_cast<int>(threadIdx.x));
-    prepare_queries<D, Warps>(rotated, query_scale, q + (static_cast<long long>(b) * shape.q_heads + first_head) * D,
-                              rows, c.signs, 1.0f);
+    Fragments::store(tables, table_share, static_cast<int>(threadIdx.x));
+    prepare_queries<D, Warps>(rotated, query_scale, query_share, rows, c.signs, 1.0f);
     __syncthreads();
     std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
     Columns::template query_operands<Fragments, D>(rotated, g, t, q_operands);
