@@ -214,7 +214,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const bool value_lane = lane >= kTileTokens;
     const int norm_bit = pinned(value_lane ? (key_tile + (lane % kTileTokens) * vb + p.values.code_bytes) * 8
                                            : ((lane % kTileTokens) * kb + p.keys.code_bytes) * 8);
-    const bool norm_fp16 = pinned(value_lane ? p.values.norm_fp16 : p.keys.norm_fp16) != 0;
+    const bool norm_fp16 = pinned<int>(value_lane ? p.values.norm_fp16 : p.keys.norm_fp16) != 0;
 
     run_pipeline(my_tiles, p.stages, issue, [&](int i, int stage) {
         const int first = start + (warp + i * Warps) * kTileTokens;

@@ -63,7 +63,9 @@ __device__ inline std::uint32_t transpose_8x8(std::uint32_t x) {
 /// x, kept in a register from here on: the compiler no longer knows how it was computed, so it cannot
 /// recompute it inside the tile loops. Left alone, it rebuilt the lanes' bit positions from the thread
 /// index and the kernel parameters on every tile (about a sixth of a tile's instructions).
-__device__ inline int pinned(int x) {
+template <class T>
+__device__ inline T pinned(T x) {
+    static_assert(sizeof(T) == 4, "one 32-bit register");
     asm volatile("" : "+r"(x));
     return x;
 }
@@ -162,14 +164,14 @@ struct TurboQuantFragments {
     };
     __device__ static KeyPlan key_plan(int lane, int record_bits) {
         const int g = lane / 4, t = lane % 4;
-        KeyPlan p{static_cast<std::uint32_t>(pinned(static_cast<int>(PairTable::lane_offset(lane)))), {}};
+        KeyPlan p{pinned(PairTable::lane_offset(lane)), {}};
 #pragma unroll
         for (int k = 0; k < 2; ++k) p.first[k] = pinned((g + 8 * k) * record_bits + t * kKeySlots * Bits);
         return p;
     }
     __device__ static ValuePlan value_plan(int lane, int record_bits) {
         const int g = lane / 4, t = lane % 4;
-        ValuePlan p{static_cast<std::uint32_t>(pinned(static_cast<int>(PairTable::lane_offset(lane)))), {}};
+        ValuePlan p{pinned(PairTable::lane_offset(lane)), {}};
 #pragma unroll
         for (int k = 0; k < 2; ++k)
 #pragma unroll
