@@ -155,10 +155,6 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     const int g = lane / 4, t = lane % 4;
 
-    // The set-up's global reads first, then the first tiles' copies, which load while the tables are
-    // written and the queries rotated (the same reads issued behind the copies took about 2 µs longer).
-    const auto table_share = Fragments::template fetch<32 * Warps>(p.keys, static_cast<int>(threadIdx.x));
-    const auto query_share = fetch_queries<D, Warps>(p.q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows);
     const int kb = p.keys.record_bytes, vb = p.values.record_bytes;
     const int key_tile = tile_bytes(kb), value_tile = tile_bytes(vb), stage_bytes = key_tile + value_tile;
     const int tiles = end > start ? (end - start + kTileTokens - 1) / kTileTokens : 0;
@@ -172,13 +168,10 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
         key_stream(mine + stage * stage_bytes);
         value_stream(mine + stage * stage_bytes + key_tile);
     };
-    start_pipeline(my_tiles, p.stages, issue);
-
-    Fragments::store(tables, table_share, static_cast<int>(threadIdx.x));
-    prepare_queries<D, Warps>(rotated, query_scale, query_share, rows, p.keys.signs, p.scale_log2);
-    __syncthreads();
     std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
-    Columns::template query_operands<Fragments, D>(rotated, g, t, q_operands);
+    set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, p.keys,
+                                             p.q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows,
+                                             p.scale_log2, [&] { start_pipeline(my_tiles, p.stages, issue); }, q_operands);
     // This lane's heads are columns 2t and 2t + 1 of each weight block (head_of: −1 for none).
     int head_of[P][2];
     float head_scale[P][2];

@@ -132,10 +132,6 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     const int g = lane / 4, t = lane % 4;
 
-    // The set-up's global reads first, then the first tiles' copies, which load while the tables are
-    // written and the queries rotated (the same reads issued behind the copies took about 2 µs longer).
-    const auto table_share = Fragments::template fetch<32 * Warps>(c, static_cast<int>(threadIdx.x));
-    const auto query_share = fetch_queries<D, Warps>(q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows);
     const int rb = c.record_bytes, tile = tile_bytes(rb);
     const int tiles = (end - start + kTileTokens - 1) / kTileTokens;
     const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;  // tiles warp, warp + Warps, ...
@@ -144,13 +140,10 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     TileStream<Fragments::kMaxRecordBytes> stream(records + static_cast<long long>(start + warp * kTileTokens) * rb,
                                                   static_cast<long long>(Warps) * kTileTokens * rb, rb, lane);
     const auto issue = [&](int stage) { stream(mine + stage * tile); };
-    start_pipeline(my_tiles, stages, issue);
-
-    Fragments::store(tables, table_share, static_cast<int>(threadIdx.x));
-    prepare_queries<D, Warps>(rotated, query_scale, query_share, rows, c.signs, 1.0f);
-    __syncthreads();
     std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
-    Columns::template query_operands<Fragments, D>(rotated, g, t, q_operands);
+    set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, c,
+                                             q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows, 1.0f,
+                                             [&] { start_pipeline(my_tiles, stages, issue); }, q_operands);
     // This lane's heads (columns 2t, 2t + 1 of each weight block): scale, and where their rows start.
     float head_scale[P][2];
     float* out_rows[P][2];
