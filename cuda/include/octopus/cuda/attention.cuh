@@ -133,6 +133,25 @@ __device__ inline float fast_exp2(float x) {
     return y;
 }
 
+/// x[0..E) = p[0..E) from global memory through L2 (another block wrote it), in 16- or 8-byte loads
+/// (p aligned to them).
+template <int E>
+__device__ inline void load_global_cg(const float* p, float (&x)[E]) {
+    if constexpr (E % 4 == 0) {
+#pragma unroll
+        for (int j = 0; j < E; j += 4) {
+            const float4 q = __ldcg(reinterpret_cast<const float4*>(p + j));
+            x[j] = q.x, x[j + 1] = q.y, x[j + 2] = q.z, x[j + 3] = q.w;
+        }
+    } else if constexpr (E == 2) {
+        const float2 q = __ldcg(reinterpret_cast<const float2*>(p));
+        x[0] = q.x, x[1] = q.y;
+    } else {
+#pragma unroll
+        for (int j = 0; j < E; ++j) x[j] = __ldcg(p + j);
+    }
+}
+
 template <class Fragments, int D, int Heads, int Warps>
 __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArguments p) {
     extern __shared__ __align__(16) unsigned char shared[];
@@ -345,14 +364,17 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     if (!last_block) return;
     __threadfence();
 
-    // One warp per row; lane l takes splits l, l + 32, ...: their weights, then the weighted values
-    // summed split by split, each split's weight handed round by a shuffle.
+    // One warp per row; lane l takes splits l, l + 32, ...: their (max, sum), read once, then the
+    // weighted values summed split by split, each split's weight handed round by a shuffle, with eight
+    // splits' values in flight at once. This is the tail of every call, after the last block's tiles:
+    // read split after split it waited on L2 for each in turn.
     constexpr int E = D / 32;
     for (int row = warp; row < rows; row += Warps) {
         const long long slot = slot0 + static_cast<long long>(row) * p.splits;
-        const float* max_sum = p.partial_max_sum + 2 * slot;
-        float total_max = -INFINITY;
-        for (int s = lane; s < p.splits; s += 32) total_max = fmaxf(total_max, __ldcg(max_sum + 2 * s));
+        const auto* max_sum = reinterpret_cast<const float2*>(p.partial_max_sum) + slot;
+        const float2 none = make_float2(-INFINITY, 0.0f), own = lane < p.splits ? __ldcg(max_sum + lane) : none;
+        float total_max = own.x;
+        for (int s = lane + 32; s < p.splits; s += 32) total_max = fmaxf(total_max, __ldcg(max_sum + s).x);
 #pragma unroll
         for (int m = 16; m >= 1; m /= 2) total_max = fmaxf(total_max, __shfl_xor_sync(kFullMask, total_max, m));
         float total_sum = 0.0f, v[E];
@@ -361,14 +383,17 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
         if (total_max != -INFINITY)
             for (int first = 0; first < p.splits; first += 32) {
                 const int s = first + lane, count = min(32, p.splits - first);
-                const float weight = s < p.splits ? exp2f(__ldcg(max_sum + 2 * s) - total_max) : 0.0f;
-                if (s < p.splits) total_sum += weight * __ldcg(max_sum + 2 * s + 1);
+                const float2 split_max_sum = first == 0 ? own : s < p.splits ? __ldcg(max_sum + s) : none;
+                const float weight = exp2f(split_max_sum.x - total_max);  // 0 for a split with max −∞
+                total_sum += weight * split_max_sum.y;
                 const float* values = p.partial_values + (slot + first) * D + lane * E;
-#pragma unroll 4
+#pragma unroll 8
                 for (int k = 0; k < count; ++k) {
                     const float w = __shfl_sync(kFullMask, weight, k);
+                    float x[E];
+                    load_global_cg(values + k * D, x);
 #pragma unroll
-                    for (int j = 0; j < E; ++j) v[j] += w * __ldcg(values + k * D + j);
+                    for (int j = 0; j < E; ++j) v[j] += w * x[j];
                 }
             }
 #pragma unroll
