@@ -187,10 +187,15 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
         key_stream(mine + stage * stage_bytes);
         value_stream(mine + stage * stage_bytes + key_tile);
     };
+    // One tile per warp loads during the set-up, the next stages − 2 after it: with all of them ahead,
+    // the set-up's query rows waited behind every block's copies (2.5 µs of a 5 µs set-up at batch 1
+    // and 16k tokens). Staged this way, batch-1 calls took 1-7% less time and batch 16 stayed within
+    // the run-to-run noise.
     std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
     set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, p.keys,
                                              p.q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows,
-                                             p.scale_log2, [&] { start_pipeline(my_tiles, p.stages, issue); }, q_operands);
+                                             p.scale_log2, [&] { start_pipeline(my_tiles, 0, 1, issue); }, q_operands);
+    start_pipeline(my_tiles, 1, p.stages - 1, issue);
     // This lane's heads are columns 2t and 2t + 1 of each weight block (head_of: −1 for none).
     int head_of[P][2];
     float head_scale[P][2];
