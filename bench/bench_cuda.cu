@@ -227,16 +227,16 @@ int main(int argc, char** argv) {
                 std::printf("attention,%s,%.4f,%d,%d,%.2f,,,%.0f,%.0f,%.3f\n", choice.name.c_str(), bits, batch, context,
                             attention_us, kv_bytes, kv_bytes / attention_us / 1e3, kv_bytes / (attention_us * 1e-6) / peak);
 
-                // One new token for every head of every sequence: K and V, appended at the end.
+                // One new token for every head of every sequence: K and V appended at the end, one launch.
                 if (context == contexts.front()) {
                     Device<int> positions(batch);
                     std::vector<int> last(batch, context - 1);
                     OCTOPUS_CUDA_CHECK(cudaMemcpy(positions.data, last.data(), batch * sizeof(int), cudaMemcpyHostToDevice));
                     const double encode_us = median_us([&](int i) {
-                        oc::encode(*key_codec, source + static_cast<long long>(i % 64) * kv_heads * batch * d,
-                                   oc::CacheTarget{key_caches[0]->data, batch, kv_heads, context, positions.data});
-                        oc::encode(*value_codec, source + static_cast<long long>(i % 64 + 1) * kv_heads * batch * d,
-                                   oc::CacheTarget{value_caches[0]->data, batch, kv_heads, context, positions.data});
+                        oc::encode_kv(*key_codec, source + static_cast<long long>(i % 64) * kv_heads * batch * d,
+                                      oc::CacheTarget{key_caches[0]->data, batch, kv_heads, context, positions.data},
+                                      *value_codec, source + static_cast<long long>(i % 64 + 1) * kv_heads * batch * d,
+                                      oc::CacheTarget{value_caches[0]->data, batch, kv_heads, context, positions.data});
                     });
                     std::printf("encode-token,%s,%.4f,%d,%d,%.2f,,,,,\n", choice.name.c_str(), bits, batch, context, encode_us);
                     // Bulk encode rate, for the record.

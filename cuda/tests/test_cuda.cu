@@ -185,6 +185,43 @@ TEST_F(Gpu, EncodeAppendsAtEachSequencesPosition) {
     EXPECT_EQ(cache.download(), got);
 }
 
+TEST_F(Gpu, EncodeKvWritesWhatTwoEncodesWrite) {
+    // Keys and values with different codecs and norm formats, one launch: the CPU encoder's bytes for both.
+    const Pair keys = make_pair(true, 128, 3, 12);
+    const Pair values = make_pair(false, 128, 8.0 / 3, 13, NormFormat::fp16);
+    const int batch = 2, heads = 3, capacity = 8, d = 128;
+    const auto k = test_keys(batch * heads, d, 6), v = test_keys(batch * heads, d, 7);
+    DeviceArray<float> dk(k), dv(v);
+    DeviceArray<std::uint8_t> key_cache(std::vector<std::uint8_t>(batch * heads * capacity * keys.cpu.bytes_per_vector(), 0x5C));
+    DeviceArray<std::uint8_t> value_cache(std::vector<std::uint8_t>(batch * heads * capacity * values.cpu.bytes_per_vector(), 0x5C));
+    DeviceArray<int> positions(std::vector<int>{2, 7});
+    DeviceArray<unsigned> rejected(std::vector<unsigned>{0});
+    const oc::CacheTarget key_target{key_cache.data, batch, heads, capacity, positions.data};
+    const oc::CacheTarget value_target{value_cache.data, batch, heads, capacity, positions.data};
+    oc::encode_kv(*keys.gpu, dk.data, key_target, *values.gpu, dv.data, value_target, rejected.data);
+    const auto got_keys = key_cache.download(), got_values = value_cache.download();
+    const auto expected_keys = keys.cpu.encode(std::span<const float>(k));
+    const auto expected_values = values.cpu.encode(std::span<const float>(v));
+    for (const bool is_key : {true, false}) {
+        const auto& got = is_key ? got_keys : got_values;
+        const auto& expected = is_key ? expected_keys : expected_values;
+        const std::size_t rb = (is_key ? keys : values).cpu.bytes_per_vector();
+        for (int b = 0; b < batch; ++b)
+            for (int h = 0; h < heads; ++h)
+                for (int t = 0; t < capacity; ++t)
+                    for (std::size_t i = 0; i < rb; ++i) {
+                        const std::uint8_t want = t == (b == 0 ? 2 : 7) ? expected[(b * heads + h) * rb + i] : 0x5C;
+                        ASSERT_EQ(got[((b * heads + h) * capacity + t) * rb + i], want)
+                            << (is_key ? "keys" : "values") << ", sequence " << b << " head " << h << " token " << t;
+                    }
+    }
+    EXPECT_EQ(rejected.download()[0], 0u);
+    // Head dims must agree; nothing is launched when they do not.
+    const Pair other_dim = make_pair(true, 64, 3, 1);
+    EXPECT_THROW(oc::encode_kv(*keys.gpu, dk.data, key_target, *other_dim.gpu, dv.data, value_target), octopus::error);
+    EXPECT_EQ(key_cache.download(), got_keys);
+}
+
 /// A cache in the kernels' layout, filled by the CPU encoder, and the CPU-decoded vectors.
 struct HostCache {
     std::vector<std::uint8_t> bytes;

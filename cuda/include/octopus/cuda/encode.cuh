@@ -12,8 +12,10 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "octopus/cuda/device_codec.cuh"
 #include "octopus/cuda/error.cuh"
@@ -34,6 +36,10 @@ struct CacheTarget {
 namespace detail {
 
 inline constexpr int kEncodeWarps = 4;
+
+/// The element types encode takes.
+template <class T>
+inline constexpr bool kEncodable = std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
 
 __device__ inline float to_float(float x) { return x; }
 __device__ inline float to_float(__half x) { return __half2float(x); }
@@ -77,9 +83,17 @@ __device__ inline std::uint32_t triplet_code(const CodecView& c, float x, float 
     return __ldg(c.row_base + slot) + padded_search(c.column_table + slot * column_size, c.column_steps, v);
 }
 
+/// One set of vectors a launch encodes: `x` into `target` with codec `c`.
+template <class T>
+struct EncodeJob {
+    CodecView c;
+    const T* x;
+    CacheTarget target;
+};
+
+/// The block's warps' vectors of one job (vector blockIdx.x · kEncodeWarps + warp).
 template <int D, class T>
-__global__ void __launch_bounds__(32 * kEncodeWarps) encode_kernel(CodecView c, const T* x, CacheTarget target,
-                                                                  unsigned* rejected) {
+__device__ inline void encode_vectors(const CodecView& c, const T* x, const CacheTarget& target, unsigned* rejected) {
     constexpr int E = D / 32;
     __shared__ float rotated[kEncodeWarps][D];
     __shared__ std::uint32_t words[kEncodeWarps][D / 2 + 2];  // ≥ the largest record, as 32-bit words
@@ -154,14 +168,28 @@ __global__ void __launch_bounds__(32 * kEncodeWarps) encode_kernel(CodecView c, 
         out[k] = k < c.code_bytes ? code_bytes[k] : static_cast<std::uint8_t>(norm_bits >> (8 * (k - c.code_bytes)));
 }
 
+/// Row blockIdx.y of the grid encodes job `first` (0) or `second` (1): a new token's keys and values
+/// in one launch (encode_kv). Each branch names its own kernel parameter, so neither is copied to
+/// local memory to be picked at run time.
+template <int D, class T>
+__global__ void __launch_bounds__(32 * kEncodeWarps) encode_kernel(EncodeJob<T> first, EncodeJob<T> second,
+                                                                  unsigned* rejected) {
+    if (blockIdx.y == 0) encode_vectors<D>(first.c, first.x, first.target, rejected);
+    else encode_vectors<D>(second.c, second.x, second.target, rejected);
+}
+
+/// Launches the encode of `jobs` (1 or 2) jobs of one head dim.
 template <class T>
-void launch_encode(const CodecView& c, const T* x, const CacheTarget& target, unsigned* rejected, cudaStream_t stream) {
-    const int vectors = target.batch * target.heads;
-    const dim3 grid(static_cast<unsigned>((vectors + kEncodeWarps - 1) / kEncodeWarps)), block(32 * kEncodeWarps);
-    switch (c.dim) {
-        case 64: encode_kernel<64, T><<<grid, block, 0, stream>>>(c, x, target, rejected); break;
-        case 128: encode_kernel<128, T><<<grid, block, 0, stream>>>(c, x, target, rejected); break;
-        case 256: encode_kernel<256, T><<<grid, block, 0, stream>>>(c, x, target, rejected); break;
+void launch_encode(const EncodeJob<T>& first, const EncodeJob<T>& second, int jobs, unsigned* rejected,
+                   cudaStream_t stream) {
+    const int vectors =
+        std::max(first.target.batch * first.target.heads, jobs > 1 ? second.target.batch * second.target.heads : 0);
+    const dim3 grid(static_cast<unsigned>((vectors + kEncodeWarps - 1) / kEncodeWarps), static_cast<unsigned>(jobs));
+    const dim3 block(32 * kEncodeWarps);
+    switch (first.c.dim) {
+        case 64: encode_kernel<64, T><<<grid, block, 0, stream>>>(first, second, rejected); break;
+        case 128: encode_kernel<128, T><<<grid, block, 0, stream>>>(first, second, rejected); break;
+        case 256: encode_kernel<256, T><<<grid, block, 0, stream>>>(first, second, rejected); break;
         default: break;
     }
     OCTOPUS_CUDA_CHECK(cudaGetLastError());
@@ -190,10 +218,28 @@ inline void check_encode_arguments(const DeviceCodec& codec, const void* x, cons
 template <class T>
 void encode(const DeviceCodec& codec, const T* x, const CacheTarget& target, unsigned* rejected = nullptr,
             cudaStream_t stream = nullptr) {
-    static_assert(std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>,
-                  "octopus::cuda::encode takes float, __half or __nv_bfloat16 vectors");
+    static_assert(detail::kEncodable<T>, "octopus::cuda::encode takes float, __half or __nv_bfloat16 vectors");
     detail::check_encode_arguments(codec, x, target);
-    detail::launch_encode(codec.view(), x, target, rejected, stream);
+    const detail::EncodeJob<T> job{codec.view(), x, target};
+    detail::launch_encode(job, job, 1, rejected, stream);
+}
+
+/// A new token's keys `k` into `key_target` and values `v` into `value_target` in one launch: the
+/// bytes of encode(keys, k, key_target) and encode(values, v, value_target), for one launch instead
+/// of two (at batch 1 the launch is most of an encode's time). Keys and values may use different
+/// codecs of one head dim; rejected vectors of both are counted into *rejected. Throws
+/// octopus::error for bad shapes or differing head dims before launching anything.
+template <class T>
+void encode_kv(const DeviceCodec& keys, const T* k, const CacheTarget& key_target, const DeviceCodec& values, const T* v,
+               const CacheTarget& value_target, unsigned* rejected = nullptr, cudaStream_t stream = nullptr) {
+    static_assert(detail::kEncodable<T>, "octopus::cuda::encode_kv takes float, __half or __nv_bfloat16 vectors");
+    detail::check_encode_arguments(keys, k, key_target);
+    detail::check_encode_arguments(values, v, value_target);
+    octopus::detail::require(keys.dim() == values.dim(), "octopus::cuda::encode_kv: keys have head dim " +
+                                                             std::to_string(keys.dim()) + ", values " +
+                                                             std::to_string(values.dim()));
+    detail::launch_encode(detail::EncodeJob<T>{keys.view(), k, key_target},
+                          detail::EncodeJob<T>{values.view(), v, value_target}, 2, rejected, stream);
 }
 
 /// Encodes n contiguous vectors into n contiguous records (n·record_bytes bytes at `packed`).
