@@ -133,22 +133,20 @@ __device__ inline float fast_exp2(float x) {
     return y;
 }
 
-/// x[0..E) = p[0..E) from global memory through L2 (another block wrote it), in 16- or 8-byte loads
-/// (p aligned to them).
+/// x[0..E) = p[0..E) from global memory through L2 (another block wrote it), in 16-byte loads, or one
+/// 8-byte load for E = 2 (head dim 64); p aligned to them.
 template <int E>
 __device__ inline void load_global_cg(const float* p, float (&x)[E]) {
-    if constexpr (E % 4 == 0) {
+    static_assert(E % 4 == 0 || E == 2, "head dims 64, 128, 256: E = 2, 4, 8");
+    if constexpr (E == 2) {
+        const float2 q = __ldcg(reinterpret_cast<const float2*>(p));
+        x[0] = q.x, x[1] = q.y;
+    } else {
 #pragma unroll
         for (int j = 0; j < E; j += 4) {
             const float4 q = __ldcg(reinterpret_cast<const float4*>(p + j));
             x[j] = q.x, x[j + 1] = q.y, x[j + 2] = q.z, x[j + 3] = q.w;
         }
-    } else if constexpr (E == 2) {
-        const float2 q = __ldcg(reinterpret_cast<const float2*>(p));
-        x[0] = q.x, x[1] = q.y;
-    } else {
-#pragma unroll
-        for (int j = 0; j < E; ++j) x[j] = __ldcg(p + j);
     }
 }
 

@@ -465,19 +465,15 @@ __device__ inline void wait_for_oldest(int stages) {
     else wait_async<1>();
 }
 
-/// Stages the first `stages − 1` of a warp's `tiles` tiles, or those of them in [from, to) (issue(slot)
-/// stages the warp's next tile in `slot`), so that they load while the block sets up (tables,
-/// queries); run_pipeline goes on from there.
+/// Stages a warp's tiles [from, to) of its first stages − 1 (issue(slot) stages the warp's next tile in
+/// `slot`; one commit group each, tile or not, so run_pipeline's count holds), so that they load while
+/// the block sets up (tables, queries); run_pipeline goes on from there once all stages − 1 are staged.
 template <class Issue>
 __device__ inline void start_pipeline(int tiles, int from, int to, Issue&& issue) {
     for (int s = from; s < to; ++s) {
         if (s < tiles) issue(s);
         commit_async();
     }
-}
-template <class Issue>
-__device__ inline void start_pipeline(int tiles, int stages, Issue&& issue) {
-    start_pipeline(tiles, 0, stages - 1, issue);
 }
 
 /// Runs compute(i, slot) over a warp's `tiles` tiles, started by start_pipeline, while the next

@@ -143,7 +143,7 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
     set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, c,
                                              q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows, 1.0f,
-                                             [&] { start_pipeline(my_tiles, stages, issue); }, q_operands);
+                                             [&] { start_pipeline(my_tiles, 0, stages - 1, issue); }, q_operands);
     // This lane's heads (columns 2t, 2t + 1 of each weight block): scale, and where their rows start.
     float head_scale[P][2];
     float* out_rows[P][2];
