@@ -133,6 +133,11 @@ __device__ inline float fast_exp2(float x) {
     return y;
 }
 
+/// Where a head's running maximum starts: the lowest finite float, not −∞, so that a head that has
+/// seen only masked keys (scores −∞) gets weights 2^(−∞ − kNoMax) = 0, not NaN, without a test, and
+/// keeps max kNoMax and sum 0, which the merges then weigh to nothing.
+inline constexpr float kNoMax = -3.40282347e38f;
+
 /// x[0..E) = p[0..E) from global memory through L2 (another block wrote it), in 16-byte loads, or one
 /// 8-byte load for E = 2 (head dim 64); p aligned to them.
 template <int E>
@@ -178,7 +183,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;  // tiles warp, warp + Warps, ...
     const long long first_token = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity + start + warp * kTileTokens;
     const long long tile_step = static_cast<long long>(Warps) * kTileTokens;
-    std::uint8_t* mine = staging + warp * p.stages * stage_bytes;
+    std::uint8_t* mine = staging + pinned(warp * p.stages * stage_bytes);
     TileStream<Fragments::kMaxRecordBytes> key_stream(p.key_cache + first_token * kb, tile_step * kb, kb, lane);
     TileStream<Fragments::kMaxRecordBytes> value_stream(p.value_cache + first_token * vb, tile_step * vb, vb, lane);
     const auto issue = [&](int stage) {
@@ -194,26 +199,27 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
                                              p.q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows,
                                              p.scale_log2, [&] { start_pipeline(my_tiles, 0, 1, issue); }, q_operands);
     start_pipeline(my_tiles, 1, p.stages - 1, issue);
-    // This lane's heads are columns 2t and 2t + 1 of each weight block (head_of: −1 for none).
-    int head_of[P][2];
-    float head_scale[P][2];
+    // This lane's heads are columns 2t + e, e < L, of each weight block (head_of: −1 for none).
+    constexpr int L = Columns::kLaneHeads;
+    int head_of[P][L];
+    float head_scale[P][L];
 #pragma unroll
     for (int w = 0; w < P; ++w)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
+        for (int e = 0; e < L; ++e) {
             head_of[w][e] = Columns::lane_head(w, e, t, rows);
             head_scale[w][e] = head_of[w][e] >= 0 ? query_scale[head_of[w][e]] : 0.0f;
         }
 
     // Online softmax state of the lane's heads; acc[w][m] holds value slots 2m, 2m + 1 of lane g
     // (accumulator rows g, g + 8) for those heads (columns 2t, 2t + 1): {slot 2m: e = 0, 1; slot 2m + 1: e = 0, 1}.
-    float row_max[P][2], row_sum[P][2];
+    float row_max[P][L], row_sum[P][L];
     float acc[P][M][4];
 #pragma unroll
     for (int w = 0; w < P; ++w) {
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-            row_max[w][e] = -INFINITY;
+        for (int e = 0; e < L; ++e) {
+            row_max[w][e] = kNoMax;
             row_sum[w][e] = 0.0f;
         }
 #pragma unroll
@@ -231,8 +237,11 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
                                            : ((lane % kTileTokens) * kb + p.keys.code_bytes) * 8);
     const bool norm_fp16 = pinned<int>(value_lane ? p.values.norm_fp16 : p.keys.norm_fp16) != 0;
 
+    // Held in registers (pinned): left to itself, the compiler rebuilt them from the thread index on
+    // every tile.
+    const int key_lane = g, warp_left = pinned(end - start - warp * kTileTokens);  // tokens from the warp's first
     run_pipeline(my_tiles, p.stages, issue, [&](int i, int stage) {
-        const int first = start + (warp + i * Warps) * kTileTokens;
+        const int tile_left = warp_left - i * (Warps * kTileTokens);  // tokens of the tile (and after) to read
         const auto* key_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes);
         const auto* value_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes + key_tile);
         const float lane_norm = norm_at(key_words, norm_bit, norm_fp16);
@@ -242,45 +251,55 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
         float value_norm[2];
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
-            const int token = g + 8 * k;
-            const bool valid = first + token < end;
+            const int token = key_lane + 8 * k;
+            const bool valid = token < tile_left;
             const float key_norm = __shfl_sync(kFullMask, lane_norm, token);
             const float token_value_norm = __shfl_sync(kFullMask, lane_norm, kTileTokens + token);
             value_norm[k] = valid ? token_value_norm : 0.0f;
 #pragma unroll
             for (int w = 0; w < P; ++w)
 #pragma unroll
-                for (int e = 0; e < 2; ++e) s[w][2 * k + e] = valid ? s[w][2 * k + e] * head_scale[w][e] * key_norm : -INFINITY;
+                for (int e = 0; e < L; ++e) s[w][2 * k + e] = valid ? s[w][2 * k + e] * head_scale[w][e] * key_norm : -INFINITY;
         }
-        // Each head's tile maximum over the 16 keys: two per lane, then across the eight lanes g.
-        float keep[P][2];
-        bool rescale = false;
+        // A head's running maximum moves only when one of the tile's scores is above it: once the maxima
+        // settle, no lane sees one, and the tile skips finding its maxima across the lanes (shuffles on
+        // the loop's critical path) and the rescale.
+        bool above = false;
 #pragma unroll
         for (int w = 0; w < P; ++w)
 #pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                float tile_max = fmaxf(s[w][e], s[w][2 + e]);
+            for (int e = 0; e < L; ++e) above = above || fmaxf(s[w][e], s[w][2 + e]) > row_max[w][e];
+        if (__any_sync(kFullMask, above)) {
+            float keep[P][L];
 #pragma unroll
-                for (int m = 4; m <= 16; m *= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, m));
-                const float new_max = fmaxf(row_max[w][e], tile_max);
-                // A head that has seen only masked tokens keeps max −∞: its weights are 0, not NaN.
-                keep[w][e] = new_max == -INFINITY ? 1.0f : fast_exp2(row_max[w][e] - new_max);
-                rescale = rescale || new_max != row_max[w][e];
-                row_max[w][e] = new_max;
+            for (int w = 0; w < P; ++w)
 #pragma unroll
-                for (int k = 0; k < 2; ++k)
-                    s[w][2 * k + e] = new_max == -INFINITY ? 0.0f : fast_exp2(s[w][2 * k + e] - new_max);  // now weights
-                row_sum[w][e] = row_sum[w][e] * keep[w][e] + (s[w][e] + s[w][2 + e]);
-            }
-        // Once the running maxima settle, most tiles leave them alone: skip the rescale then.
-        if (__any_sync(kFullMask, rescale)) {
+                for (int e = 0; e < L; ++e) {
+                    float tile_max = fmaxf(s[w][e], s[w][2 + e]);
+#pragma unroll
+                    for (int m = 4; m <= 16; m *= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, m));
+                    const float new_max = fmaxf(row_max[w][e], tile_max);
+                    keep[w][e] = fast_exp2(row_max[w][e] - new_max);
+                    row_max[w][e] = new_max;
+                    row_sum[w][e] *= keep[w][e];
+                }
 #pragma unroll
             for (int w = 0; w < P; ++w)
 #pragma unroll
                 for (int m = 0; m < M; ++m)
 #pragma unroll
-                    for (int i = 0; i < 4; ++i) acc[w][m][i] *= keep[w][i % 2];
+                    for (int i = 0; i < 4; ++i)
+                        if (i % 2 < L) acc[w][m][i] *= keep[w][i % 2];  // (with L = 1 the odd columns stay 0)
         }
+        // Weights (masked keys: 2^−∞ = 0; the maxima are finite, kNoMax, so there is no ∞ − ∞).
+#pragma unroll
+        for (int w = 0; w < P; ++w)
+#pragma unroll
+            for (int e = 0; e < L; ++e) {
+#pragma unroll
+                for (int k = 0; k < 2; ++k) s[w][2 * k + e] = fast_exp2(s[w][2 * k + e] - row_max[w][e]);
+                row_sum[w][e] += s[w][e] + s[w][2 + e];
+            }
         // Pᵀ, the B operand of Oᵀ = Vᵀ·Pᵀ: weights · |v| of keys g, g + 8 for columns (2t, 2t + 1),
         // transposed to columns (heads) g and keys (2t, 2t + 1), (2t + 8, 2t + 9).
         std::uint32_t pw[P][2];
@@ -289,7 +308,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
 #pragma unroll
             for (int k = 0; k < 2; ++k)
                 pw[w][k] = transpose_8x8(pack_halves(__float2half_rn(s[w][2 * k] * value_norm[k]),
-                                                     __float2half_rn(s[w][2 * k + 1] * value_norm[k])));
+                                                     L == 2 ? __float2half_rn(s[w][2 * k + 1] * value_norm[k]) : __half{}));
         // Vᵀ in two chunks of value slots, each going to the tensor cores as soon as its m-blocks are
         // whole (a chunk of odd length leaves its last slot for the next).
         constexpr int kSplit = Fragments::kValueSplit, kRest = D / 8 - kSplit;
@@ -313,7 +332,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
 #pragma unroll
     for (int w = 0; w < P; ++w)
 #pragma unroll
-        for (int e = 0; e < 2; ++e)
+        for (int e = 0; e < L; ++e)
 #pragma unroll
             for (int m = 4; m <= 16; m *= 2) row_sum[w][e] += __shfl_xor_sync(kFullMask, row_sum[w][e], m);
     __syncthreads();
@@ -321,7 +340,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
 #pragma unroll
     for (int w = 0; w < P; ++w)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
+        for (int e = 0; e < L; ++e) {
             const int head = head_of[w][e];
             if (head < 0) continue;
 #pragma unroll

@@ -560,18 +560,21 @@ __device__ inline void prepare_queries(QueryRows<D>& rotated, float* scale, cons
 
 /// The columns of the fused products for a block of `Heads` query heads (4, 8 or 16) of one KV head.
 /// Sᵀ = K·Qᵀ takes each head twice, as q = hi + lo (each fp16, so scores keep fp32 accuracy): with
-/// 4 heads one n-block holds their hi parts in columns 0–3 and lo parts in 4–7; with 8 or 16, n-block
-/// 2p + 1 holds the lo parts of n-block 2p's heads. Oᵀ = Vᵀ·Pᵀ takes one column per head, in
-/// kWeightBlocks n-blocks of 8 (with 4 heads, columns 4–7 repeat heads 0–3 and are never stored).
+/// 4 heads one n-block holds head h's hi part in column 2h and its lo part in column 2h + 1, so that
+/// lane t sums both parts of head t in its own registers; with 8 or 16, n-block 2p + 1 holds the lo
+/// parts of n-block 2p's heads. Oᵀ = Vᵀ·Pᵀ takes one column per head, in kWeightBlocks n-blocks of 8
+/// (with 4 heads, head h in column 2h; the odd columns are zero and never stored).
 template <int Heads>
 struct HeadColumns {
     static_assert(Heads == 4 || Heads == 8 || Heads == 16, "4, 8 or 16 query heads per block");
     static constexpr int kQueryBlocks = Heads / 4, kWeightBlocks = Heads > 8 ? 2 : 1;
+    /// Heads a lane holds per weight block: columns 2t and 2t + 1, or with 4 heads column 2t alone.
+    static constexpr int kLaneHeads = Heads == 4 ? 1 : 2;
 
-    /// The head lane t holds in column 2t + e of weight block p, or −1 where that column is repeated
-    /// (4 heads: columns 4–7) or past the block's `rows` heads (a group need not fill its last block).
+    /// The head lane t holds in column 2t + e (e < kLaneHeads) of weight block p, or −1 past the
+    /// block's `rows` heads (a group need not fill its last block).
     __device__ static int lane_head(int p, int e, int t, int rows) {
-        const int c = 2 * t + e, h = Heads == 4 ? (c < 4 ? c : -1) : 8 * p + c;
+        const int h = Heads == 4 ? t : 8 * p + 2 * t + e;
         return h < rows ? h : -1;
     }
 
@@ -581,8 +584,8 @@ struct HeadColumns {
                                           std::uint32_t (&q)[kQueryBlocks][D / 16][2]) {
 #pragma unroll
         for (int n = 0; n < kQueryBlocks; ++n) {
-            const int row = Heads == 4 ? g % 4 : 8 * (n / 2) + g;
-            const bool lo = Heads == 4 ? g >= 4 : n % 2 == 1;
+            const int row = Heads == 4 ? g / 2 : 8 * (n / 2) + g;
+            const bool lo = Heads == 4 ? g % 2 == 1 : n % 2 == 1;
 #pragma unroll
             for (int j = 0; j < D / 16; ++j)
 #pragma unroll
@@ -596,9 +599,8 @@ struct HeadColumns {
         }
     }
 
-    /// Sᵀ = K·Qᵀ over the 16 keys of a tile and the hi and lo parts summed: s[p] holds, for lane
-    /// (g, t), keys g and g + 8 (s[p][0..1] and s[p][2..3]) against the heads of columns 2t and 2t + 1
-    /// of weight block p.
+    /// Sᵀ = K·Qᵀ over the 16 keys of a tile and the hi and lo parts summed: s[p][2k + e] holds, for
+    /// lane (g, t), key g + 8k against the head of column 2t + e of weight block p (e < kLaneHeads).
     template <class Fragments, int D>
     __device__ static void tile_scores(const typename Fragments::Tables& tables, const std::uint32_t* words,
                                        const typename Fragments::KeyPlan& plan,
@@ -618,9 +620,8 @@ struct HeadColumns {
         for (int p = 0; p < kWeightBlocks; ++p)
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
-                if constexpr (Heads == 4) {  // lanes t and t ^ 2 hold the hi and lo parts of the same heads
-                    const float part = c[0][0][i] + c[0][1][i];
-                    s[p][i] = part + __shfl_xor_sync(kFullMask, part, 2);
+                if constexpr (Heads == 4) {  // columns 2t and 2t + 1: the hi and lo parts of head t
+                    s[p][i] = i % 2 == 1 ? 0.0f : (c[0][0][i] + c[0][1][i]) + (c[0][0][i + 1] + c[0][1][i + 1]);
                 } else {
                     s[p][i] = (c[2 * p][0][i] + c[2 * p][1][i]) + (c[2 * p + 1][0][i] + c[2 * p + 1][1][i]);
                 }

@@ -144,13 +144,14 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, c,
                                              q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows, 1.0f,
                                              [&] { start_pipeline(my_tiles, 0, stages - 1, issue); }, q_operands);
-    // This lane's heads (columns 2t, 2t + 1 of each weight block): scale, and where their rows start.
-    float head_scale[P][2];
-    float* out_rows[P][2];
+    // This lane's heads (columns 2t + e of each weight block): scale, and where their rows start.
+    constexpr int L = Columns::kLaneHeads;
+    float head_scale[P][L];
+    float* out_rows[P][L];
 #pragma unroll
     for (int p = 0; p < P; ++p)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
+        for (int e = 0; e < L; ++e) {
             const int head = Columns::lane_head(p, e, t, rows);
             head_scale[p][e] = head >= 0 ? query_scale[head] : 0.0f;
             out_rows[p][e] = head >= 0 ? out + (static_cast<long long>(b) * shape.q_heads + first_head + head) * shape.max_length : nullptr;
@@ -173,7 +174,7 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
 #pragma unroll
             for (int p = 0; p < P; ++p)
 #pragma unroll
-                for (int e = 0; e < 2; ++e)
+                for (int e = 0; e < L; ++e)
                     if (out_rows[p][e] != nullptr) out_rows[p][e][first + token] = s[p][2 * k + e] * head_scale[p][e] * norm;
         }
     });
