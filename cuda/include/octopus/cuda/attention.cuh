@@ -307,8 +307,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
         for (int w = 0; w < P; ++w)
 #pragma unroll
             for (int k = 0; k < 2; ++k)
-                pw[w][k] = transpose_8x8(pack_halves(__float2half_rn(s[w][2 * k] * value_norm[k]),
-                                                     L == 2 ? __float2half_rn(s[w][2 * k + 1] * value_norm[k]) : __half{}));
+                pw[w][k] = transpose_8x8(pack_as_halves(s[w][2 * k] * value_norm[k], L == 2 ? s[w][2 * k + 1] * value_norm[k] : 0.0f));
         // Vᵀ in two chunks of value slots, each going to the tensor cores as soon as its m-blocks are
         // whole (a chunk of odd length leaves its last slot for the next).
         constexpr int kSplit = Fragments::kValueSplit, kRest = D / 8 - kSplit;

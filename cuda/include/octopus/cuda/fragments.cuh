@@ -31,8 +31,9 @@
 
 namespace octopus::cuda::detail {
 
-__device__ inline std::uint32_t pack_halves(__half lo, __half hi) {
-    const __half2 pair = __halves2half2(lo, hi);
+/// lo and hi rounded to fp16 and packed in one word (one instruction).
+__device__ inline std::uint32_t pack_as_halves(float lo, float hi) {
+    const __half2 pair = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<const std::uint32_t*>(&pair);
 }
 
@@ -593,8 +594,7 @@ struct HeadColumns {
                     const float v0 = rotated.at(row, Fragments::key_coordinate(t, 4 * j + 2 * k));
                     const float v1 = rotated.at(row, Fragments::key_coordinate(t, 4 * j + 2 * k + 1));
                     const __half h0 = __float2half_rn(v0), h1 = __float2half_rn(v1);
-                    q[n][j][k] = lo ? pack_halves(__float2half_rn(v0 - __half2float(h0)), __float2half_rn(v1 - __half2float(h1)))
-                                    : pack_halves(h0, h1);
+                    q[n][j][k] = lo ? pack_as_halves(v0 - __half2float(h0), v1 - __half2float(h1)) : pack_as_halves(v0, v1);
                 }
         }
     }
