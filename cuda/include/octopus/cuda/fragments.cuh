@@ -123,6 +123,10 @@ struct CopiedTable {
     __device__ Entry at(std::uint32_t offset) const {
         return *reinterpret_cast<const Entry*>(reinterpret_cast<const unsigned char*>(data) + offset);
     }
+    /// The 32-bit word at byte `offset` (a multiple of 4) inside an entry.
+    __device__ std::uint32_t word_at(std::uint32_t offset) const {
+        return *reinterpret_cast<const std::uint32_t*>(reinterpret_cast<const unsigned char*>(data) + offset);
+    }
 };
 
 /// TurboQuant at b bits: lane t's key slots are coordinates t·D/4 + s, its value slots g·D/8 + c.
@@ -244,7 +248,8 @@ struct OctopusFragments {
         int offset[Tail];         // each tail slot, from the lane's first triplet (the same in every record)
         std::uint32_t mask[Tail];
         std::uint32_t entry[Tail];  // index of the table's first entry for this slot: 0, or 2^B for leftovers
-        int component[Tail];        // 0, 1, 2: x, y, z of a point (a leftover level is component 0)
+        std::uint32_t low[Tail];    // the lane's copy and the entry's word holding the slot's half: 0 (x, y), 4 (z)
+        std::uint32_t shift[Tail];  // where that half sits in its word: 0 (x, z, a leftover level), 16 (y)
     };
     using KeyPlan = TailPlan<kKeyTail, 2>;    // keys g, g + 8
     using ValuePlan = TailPlan<kValueTail, 4>;  // tokens 2t, 2t + 1, 2t + 8, 2t + 9
@@ -290,7 +295,9 @@ struct OctopusFragments {
             p.offset[r] = (leftover ? B * kTriplets + kLeftoverBits * (i - 3 * kTriplets) : B * (i / 3)) - B * first_triplet;
             p.mask[r] = leftover ? (1u << kLeftoverBits) - 1u : (1u << B) - 1u;
             p.entry[r] = leftover ? 1u << B : 0u;
-            p.component[r] = leftover ? 0 : i % 3;
+            const int component = leftover ? 0 : i % 3;  // x, y, z of a point; a leftover level is an x
+            p.low[r] = p.copy | (component == 2 ? 4u : 0u);
+            p.shift[r] = component == 1 ? 16u : 0u;
         }
 #pragma unroll
         for (int n = 0; n < Records; ++n) p.triplets[n] = records[n] + B * first_triplet;
@@ -328,9 +335,8 @@ struct OctopusFragments {
 #pragma unroll
         for (int r = 0; r < Used; ++r) {
             const std::uint32_t code = field_at(words, first + tail.offset[r], 32) & tail.mask[r];
-            const uint2 p = s.points.at(((tail.entry[r] | code) << PointTable::kShift) | tail.copy);
-            const int k = tail.component[r];
-            w[3 * Triplets + r] = k == 2 ? p.y : k == 1 ? p.x >> 16 : p.x;
+            // One word of the entry, not both: a tail slot takes one half.
+            w[3 * Triplets + r] = s.points.word_at(((tail.entry[r] | code) << PointTable::kShift) | tail.low[r]) >> tail.shift[r];
         }
     }
 
