@@ -183,7 +183,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;  // tiles warp, warp + Warps, ...
     const long long first_token = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity + start + warp * kTileTokens;
     const long long tile_step = static_cast<long long>(Warps) * kTileTokens;
-    std::uint8_t* mine = staging + pinned(warp * p.stages * stage_bytes);
+    std::uint8_t* mine = staging + pinned(warp * p.stages * stage_bytes);  // (pinned: the same)
     TileStream<Fragments::kMaxRecordBytes> key_stream(p.key_cache + first_token * kb, tile_step * kb, kb, lane);
     TileStream<Fragments::kMaxRecordBytes> value_stream(p.value_cache + first_token * vb, tile_step * vb, vb, lane);
     const auto issue = [&](int stage) {
@@ -237,9 +237,9 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
                                            : ((lane % kTileTokens) * kb + p.keys.code_bytes) * 8);
     const bool norm_fp16 = pinned<int>(value_lane ? p.values.norm_fp16 : p.keys.norm_fp16) != 0;
 
-    // Held in registers (pinned): left to itself, the compiler rebuilt them from the thread index on
-    // every tile.
-    const int key_lane = g, warp_left = pinned(end - start - warp * kTileTokens);  // tokens from the warp's first
+    // Tokens from the warp's first, held in a register (pinned): left to itself, the compiler rebuilt
+    // the tile's first token from the thread index on every tile.
+    const int warp_left = pinned(end - start - warp * kTileTokens);
     run_pipeline(my_tiles, p.stages, issue, [&](int i, int stage) {
         const int tile_left = warp_left - i * (Warps * kTileTokens);  // tokens of the tile (and after) to read
         const auto* key_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes);
@@ -251,7 +251,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
         float value_norm[2];
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
-            const int token = key_lane + 8 * k;
+            const int token = g + 8 * k;
             const bool valid = token < tile_left;
             const float key_norm = __shfl_sync(kFullMask, lane_norm, token);
             const float token_value_norm = __shfl_sync(kFullMask, lane_norm, kTileTokens + token);
@@ -356,11 +356,10 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const long long slot0 = (static_cast<long long>(b) * shape.q_heads + first_head) * p.splits;
     if (threadIdx.x < static_cast<unsigned>(rows)) {
         const int head = static_cast<int>(threadIdx.x);
-        float total_max = -INFINITY, total_sum = 0.0f;
+        float total_max = kNoMax, total_sum = 0.0f;  // (a warp that saw only masked keys: max kNoMax, sum 0)
         for (int w = 0; w < Warps; ++w) total_max = fmaxf(total_max, warp_max[w][head]);
         for (int w = 0; w < Warps; ++w) {
-            // A head that has seen only masked tokens keeps max −∞: its weights are 0, not NaN.
-            const float weight = total_max == -INFINITY ? 0.0f : fast_exp2(warp_max[w][head] - total_max);
+            const float weight = fast_exp2(warp_max[w][head] - total_max);
             total_sum += weight * warp_sum[w][head];
             warp_max[w][head] = weight;
         }
@@ -394,30 +393,29 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     for (int row = warp; row < rows; row += Warps) {
         const long long slot = slot0 + static_cast<long long>(row) * p.splits;
         const float* max_sum = p.partial_max_sum + 2 * slot;
-        float total_max = -INFINITY;
+        float total_max = kNoMax;
         for (int s = lane; s < p.splits; s += 32) total_max = fmaxf(total_max, __ldcg(max_sum + 2 * s));
 #pragma unroll
         for (int m = 16; m >= 1; m /= 2) total_max = fmaxf(total_max, __shfl_xor_sync(kFullMask, total_max, m));
         float total_sum = 0.0f, v[E];
 #pragma unroll
         for (int j = 0; j < E; ++j) v[j] = 0.0f;
-        if (total_max != -INFINITY)
-            for (int first = 0; first < p.splits; first += 32) {
-                const int s = first + lane, count = min(32, p.splits - first);
-                const float2 split_max_sum =
-                    s < p.splits ? __ldcg(reinterpret_cast<const float2*>(max_sum) + s) : make_float2(-INFINITY, 0.0f);
-                const float weight = exp2f(split_max_sum.x - total_max);  // 0 for a split with max −∞
-                total_sum += weight * split_max_sum.y;
-                const float* values = p.partial_values + (slot + first) * D + lane * E;
+        for (int first = 0; first < p.splits; first += 32) {
+            const int s = first + lane, count = min(32, p.splits - first);
+            const float2 split_max_sum =
+                s < p.splits ? __ldcg(reinterpret_cast<const float2*>(max_sum) + s) : make_float2(-INFINITY, 0.0f);
+            const float weight = exp2f(split_max_sum.x - total_max);  // 0 for lanes past the last split
+            total_sum += weight * split_max_sum.y;
+            const float* values = p.partial_values + (slot + first) * D + lane * E;
 #pragma unroll 8
-                for (int k = 0; k < count; ++k) {
-                    const float w = __shfl_sync(kFullMask, weight, k);
-                    float x[E];
-                    load_global_cg(values + k * D, x);
+            for (int k = 0; k < count; ++k) {
+                const float w = __shfl_sync(kFullMask, weight, k);
+                float x[E];
+                load_global_cg(values + k * D, x);
 #pragma unroll
-                    for (int j = 0; j < E; ++j) v[j] += w * x[j];
-                }
+                for (int j = 0; j < E; ++j) v[j] += w * x[j];
             }
+        }
 #pragma unroll
         for (int m = 16; m >= 1; m /= 2) total_sum += __shfl_xor_sync(kFullMask, total_sum, m);
         const float inverse = total_sum > 0.0f ? 1.0f / total_sum : 0.0f;
