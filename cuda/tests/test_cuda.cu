@@ -332,7 +332,7 @@ std::vector<double> reference_attention(const std::vector<float>& q, const HostC
 }
 
 void check_attention(bool turboquant, std::size_t d, double bits, int batch, int q_heads, int kv_heads,
-                     const std::vector<int>& lengths, int capacity) {
+                     const std::vector<int>& lengths, int capacity, int max_splits = 128) {
     const Pair keys = make_pair(turboquant, d, bits, 5, NormFormat::fp32);
     const Pair values = make_pair(turboquant, d, bits, 6, NormFormat::fp16);
     const HostCache key_cache = host_cache(keys.cpu, batch, kv_heads, capacity, lengths, 21);
@@ -345,7 +345,7 @@ void check_attention(bool turboquant, std::size_t d, double bits, int batch, int
     DeviceArray<float> dq(q);
     DeviceArray<int> dl(lengths);
     DeviceArray<float> out(std::vector<float>(q.size(), NAN));
-    oc::AttentionWorkspace workspace(batch, q_heads, kv_heads, static_cast<int>(d));
+    oc::AttentionWorkspace workspace(batch, q_heads, kv_heads, static_cast<int>(d), max_splits);
     const int max_length = *std::max_element(lengths.begin(), lengths.end());
     for (int repeat = 0; repeat < 2; ++repeat) {  // the second call reuses the workspace's counters
         oc::decode_attention(*keys.gpu, *values.gpu, dq.data, dk.data, dv.data,
@@ -363,10 +363,11 @@ void check_attention(bool turboquant, std::size_t d, double bits, int batch, int
             }
             worst = std::max(worst, n2 > 0 ? std::sqrt(e2 / n2) : std::sqrt(e2));
         }
-        EXPECT_LT(worst, 1e-3) << keys.label << " G=" << q_heads / kv_heads << " lengths " << lengths[0];
+        EXPECT_LT(worst, 1e-3) << keys.label << " G=" << q_heads / kv_heads << " lengths " << lengths[0]
+                               << " splits <= " << max_splits;
         if (repeat == 0)
-            std::printf("attention %-30s G=%-2d max length %-5d worst row relative error %.2e\n", keys.label.c_str(),
-                        q_heads / kv_heads, max_length, worst);
+            std::printf("attention %-30s G=%-2d max length %-5d splits <= %-3d worst row relative error %.2e\n",
+                        keys.label.c_str(), q_heads / kv_heads, max_length, max_splits, worst);
     }
 }
 
@@ -385,6 +386,16 @@ TEST_F(Gpu, FusedAttentionHandlesLongContextsManyHeadsAndEmptySequences) {
     check_attention(true, 128, 4, 3, 4, 4, {1, 16, 17}, 32);     // plain multi-head, tiny lengths
     // A sequence of length 0 attends to nothing: zeros, not NaN.
     check_attention(false, 128, 3, 2, 4, 2, {0, 40}, 48);
+}
+
+// One split per (sequence, KV head), as when batch × KV heads fill the GPU (batch 16 and up on an H100): each
+// block normalizes and rotates its own rows, with no partial results and no merge of splits.
+TEST_F(Gpu, FusedAttentionInOneSplitPerSequence) {
+    check_attention(true, 128, 3, 2, 32, 8, {1000, 77}, 1008, 1);
+    check_attention(false, 128, 3, 1, 40, 2, {500}, 512, 1);  // two 16-row chunks
+    check_attention(false, 64, 3, 2, 12, 2, {300, 5}, 304, 1);
+    check_attention(true, 256, 3, 2, 16, 2, {300, 5}, 304, 1);
+    check_attention(false, 128, 3, 2, 4, 2, {0, 40}, 48, 1);  // an empty sequence: zeros
 }
 
 TEST_F(Gpu, LengthsBeyondMaxLengthAreHeldToIt) {

@@ -366,8 +366,34 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
         const long long slot = slot0 + static_cast<long long>(head) * p.splits + split;
         p.partial_max_sum[2 * slot] = total_max;
         p.partial_max_sum[2 * slot + 1] = total_sum;
+        warp_sum[0][head] = total_sum;  // (for a single split, below)
     }
     __syncthreads();
+    // A row's output from its weighted values v (lane l: coordinates l·E ... l·E + E − 1) and the sum
+    // of its weights: normalized, rotated back, stored.
+    constexpr int E = D / 32;
+    const auto finish = [&](int row, float (&v)[E], float total_sum) {
+        const float inverse = total_sum > 0.0f ? 1.0f / total_sum : 0.0f;
+#pragma unroll
+        for (int j = 0; j < E; ++j) v[j] *= inverse;
+        warp_inverse_rotate(v, p.values.signs);
+        float* out = p.out + (static_cast<long long>(b) * shape.q_heads + first_head + row) * D;
+#pragma unroll
+        for (int j = 0; j < E; ++j) out[lane * E + j] = v[j];
+    };
+    if (p.splits == 1) {  // the block saw the whole context (sequences × KV heads fill the GPU): no merge of splits
+        for (int row = warp; row < rows; row += Warps) {
+            float v[E];
+#pragma unroll
+            for (int j = 0; j < E; ++j) {
+                v[j] = 0.0f;
+#pragma unroll
+                for (int w = 0; w < Warps; ++w) v[j] += warp_max[w][row] * values[w][row][lane * E + j];
+            }
+            finish(row, v, warp_sum[0][row]);
+        }
+        return;
+    }
     for (int i = static_cast<int>(threadIdx.x); i < rows * D; i += 32 * Warps) {
         const int row = i / D, coordinate = i % D;
         float sum = 0.0f;
@@ -389,7 +415,6 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     // flight at once, 16 bytes a load (this is the tail of every call). Each split's max is read
     // twice: kept in a register instead, it changed how the compiler allocated the tile loop above
     // (OCTOPUS 2-bit: 10% more instructions a tile, 5% slower at batch 16).
-    constexpr int E = D / 32;
     for (int row = warp; row < rows; row += Warps) {
         const long long slot = slot0 + static_cast<long long>(row) * p.splits;
         const float* max_sum = p.partial_max_sum + 2 * slot;
@@ -418,13 +443,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
         }
 #pragma unroll
         for (int m = 16; m >= 1; m /= 2) total_sum += __shfl_xor_sync(kFullMask, total_sum, m);
-        const float inverse = total_sum > 0.0f ? 1.0f / total_sum : 0.0f;
-#pragma unroll
-        for (int j = 0; j < E; ++j) v[j] *= inverse;
-        warp_inverse_rotate(v, p.values.signs);
-        float* out = p.out + (static_cast<long long>(b) * shape.q_heads + first_head + row) * D;
-#pragma unroll
-        for (int j = 0; j < E; ++j) out[lane * E + j] = v[j];
+        finish(row, v, total_sum);
     }
     if (threadIdx.x == 0) *counter = 0;  // ready for the next call
 }
