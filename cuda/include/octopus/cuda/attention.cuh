@@ -1,15 +1,15 @@
 // Fused decode attention over a compressed KV cache: out = softmax(scale · q·Kᵀ)·V for one new query
 // per head, K and V read as packed codes and norms, never decoded to memory.
 //
-// Flash-decoding: the context of each (sequence, KV head) is split over several blocks so that even
-// one sequence fills the GPU; each block runs the online softmax over its tokens, 16 at a time per
-// warp (scores and the weighted sum of values are both tensor-core products on operands decoded in
-// registers, fragments.cuh), merges its warps, and writes (max, sum, weighted values) for its split.
-// The last block of a (sequence, KV head) to finish merges the splits, and, because values were summed
-// in the rotated domain (Σ p_t |v_t| ṽ_t, ṽ the codebook point), applies the inverse rotation once per
-// output row. All query heads of a group (GQA) share each decoded key and value: they are the columns
-// of the mma (Sᵀ = K·Qᵀ, Oᵀ = Vᵀ·Pᵀ; the weights cross from one to the other by an 8×8 transpose in
-// registers).
+// Flash-decoding: the context of each (sequence, KV head) is split over several blocks so that even one
+// sequence fills the GPU; each block runs the online softmax over its tokens, 16 at a time per warp (scores
+// and the weighted sum of values are both tensor-core products on operands decoded in registers,
+// fragments.cuh), merges its warps, and writes (max, sum, weighted values) for its split. The last block of
+// a (sequence, KV head) to finish merges the splits (a block with the whole context finishes its rows
+// itself), and, because values were summed in the rotated domain (Σ p_t |v_t| ṽ_t, ṽ the codebook point),
+// applies the inverse rotation once per output row. All query heads of a group (GQA) share each decoded key
+// and value: they are the columns of the mma (Sᵀ = K·Qᵀ, Oᵀ = Vᵀ·Pᵀ; the weights cross from one to the
+// other by an 8×8 transpose in registers).
 #pragma once
 
 #include <cuda_runtime.h>
