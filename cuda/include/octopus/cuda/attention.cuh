@@ -183,7 +183,8 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;  // tiles warp, warp + Warps, ...
     const long long first_token = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity + start + warp * kTileTokens;
     const long long tile_step = static_cast<long long>(Warps) * kTileTokens;
-    std::uint8_t* mine = staging + pinned(warp * p.stages * stage_bytes);  // (pinned: the same)
+    // The warp's staging, pinned like warp_left below (else rebuilt from the thread index every tile).
+    std::uint8_t* mine = staging + pinned(warp * p.stages * stage_bytes);
     TileStream<Fragments::kMaxRecordBytes> key_stream(p.key_cache + first_token * kb, tile_step * kb, kb, lane);
     TileStream<Fragments::kMaxRecordBytes> value_stream(p.value_cache + first_token * vb, tile_step * vb, vb, lane);
     const auto issue = [&](int stage) {
