@@ -375,6 +375,7 @@ TEST_F(Gpu, FusedAttentionMatchesADoubleReferenceOnDecodedKeysAndValues) {
     for (const Config& config : kAllCodecs) check_attention(config.turboquant, 128, config.bits, 2, 32, 8, {1000, 77}, 1008);
     for (std::size_t d : {64, 256}) {  // groups of 6 and 8: blocks of 8 heads
         const int q_heads = d == 64 ? 12 : 16;
+        check_attention(true, d, 2, 2, q_heads, 2, {300, 5}, 304);  // 2 bits: the quad table
         check_attention(true, d, 3, 2, q_heads, 2, {300, 5}, 304);
         check_attention(false, d, 3, 2, q_heads, 2, {300, 5}, 304);
     }

@@ -24,6 +24,7 @@
 #include <bit>
 #include <cstdint>
 #include <iterator>
+#include <type_traits>
 
 #include "octopus/cuda/bits.cuh"
 #include "octopus/cuda/device_codec.cuh"
@@ -129,32 +130,53 @@ struct CopiedTable {
     }
 };
 
-/// TurboQuant at b bits: lane t's key slots are coordinates t·D/4 + s, its value slots g·D/8 + c.
-/// One table serves both: entry c of `pairs` holds the levels of two adjacent codes (c mod 2^b,
-/// c / 2^b), so one gather yields a whole operand register; a copy per lane (CopiedTable).
+/// TurboQuant at b bits: lane t's key slots are coordinates t·D/4 + s (at 2 bits in the order of
+/// quad_offset), its value slots g·D/8 + c. One table serves keys and values, kept in a copy per lane
+/// (CopiedTable), so that one gather yields a whole operand register, or at 2 bits two:
+/// - pairs (3 and 4 bits): entry c holds the levels of two adjacent codes (c mod 2^b, c / 2^b);
+/// - quads (2 bits, where 16 copies of the table fit the budget): entry i of four codes i0..i3 (i0 in
+///   the low bits) holds the pairs (i0, i2) and (i1, i3). Four adjacent codes of a key are one entry
+///   (the pair (i0, i2) is slots 4j, 4j + 1 of a k-block, so a key's slots run in the order 0, 2, 1,
+///   3 within each four); two adjacent codes of two tokens, i0 i1 from one and i2 i3 from the other,
+///   are one entry too, the value operands of both slots. Half the gathers and offsets of the pair
+///   table, the same shared-memory wavefronts.
 template <int D, int Bits, int Budget>
 struct TurboQuantFragments {
     static constexpr Scheme kScheme = Scheme::turboquant;
     static constexpr int kKeySlots = D / 4, kValueSlots = D / 8;
     static constexpr int kMaxRecordBytes = D * Bits / 8 + 4;
-    using PairTable = CopiedTable<std::uint32_t, 1 << (2 * Bits), table_copies(4 << (2 * Bits), 32, Budget)>;
+    static constexpr bool kQuads = 16 * (8 << (4 * Bits)) <= Budget;
+    using Table = std::conditional_t<kQuads, CopiedTable<uint2, 1 << (4 * Bits), 16>,
+                                     CopiedTable<std::uint32_t, 1 << (2 * Bits), table_copies(4 << (2 * Bits), 32, Budget)>>;
     struct Tables {
-        PairTable pairs;
+        Table levels;
     };
     static bool matches(const CodecView& c) { return c.scheme == kScheme && c.bits == Bits && c.dim == D; }
 
     /// A thread's share of the tables, read from the codec (fetch) and written to shared memory (store).
     template <int Threads>
-    using TableShare = typename PairTable::template Share<Threads>;
+    using TableShare = typename Table::template Share<Threads>;
     template <int Threads>
     __device__ static TableShare<Threads> fetch(const CodecView& c, int thread) {
-        return PairTable::template fetch<Threads>([&](int i) { return c.level_pairs[i]; }, thread);
+        return Table::template fetch<Threads>(
+            [&](int i) {
+                if constexpr (kQuads) {
+                    constexpr int m = (1 << Bits) - 1;
+                    const auto pair = [&](int lo, int hi) { return c.level_pairs[lo | hi << Bits]; };
+                    return uint2{pair(i & m, (i >> 2 * Bits) & m), pair((i >> Bits) & m, i >> 3 * Bits)};
+                } else {
+                    return c.level_pairs[i];
+                }
+            },
+            thread);
     }
     template <int Threads>
     __device__ static void store(Tables& s, const TableShare<Threads>& share, int thread) {
-        s.pairs.store(share, thread);
+        s.levels.store(share, thread);
     }
-    __device__ static int key_coordinate(int t, int slot) { return t * kKeySlots + slot; }
+    /// Which of four adjacent codes key slot 4j + r stands for: r itself, or with quads 0, 2, 1, 3.
+    __device__ static int quad_offset(int r) { return kQuads ? (r & 1) << 1 | r >> 1 : r; }
+    __device__ static int key_coordinate(int t, int slot) { return t * kKeySlots + (slot & ~3) + quad_offset(slot & 3); }
     __device__ static int value_coordinate(int g, int slot) { return g * kValueSlots + slot; }
     /// Where lane (g, t)'s slots start in a tile whose records are `record_bits` apart, worked out
     /// once per kernel (pinned): every slot is a whole code, so a run of codes from one bit position
@@ -169,14 +191,14 @@ struct TurboQuantFragments {
     };
     __device__ static KeyPlan key_plan(int lane, int record_bits) {
         const int g = lane / 4, t = lane % 4;
-        KeyPlan p{pinned(PairTable::lane_offset(lane)), {}};
+        KeyPlan p{pinned(Table::lane_offset(lane)), {}};
 #pragma unroll
         for (int k = 0; k < 2; ++k) p.first[k] = pinned((g + 8 * k) * record_bits + t * kKeySlots * Bits);
         return p;
     }
     __device__ static ValuePlan value_plan(int lane, int record_bits) {
         const int g = lane / 4, t = lane % 4;
-        ValuePlan p{pinned(PairTable::lane_offset(lane)), {}};
+        ValuePlan p{pinned(Table::lane_offset(lane)), {}};
 #pragma unroll
         for (int k = 0; k < 2; ++k)
 #pragma unroll
@@ -188,12 +210,19 @@ struct TurboQuantFragments {
     /// k-block j, b[j][1] k = 2t+8, 2t+9 (HeadColumns::tile_scores pairs two keys).
     __device__ static void key_fragments(const Tables& s, const std::uint32_t* words, const KeyPlan& plan, int k,
                                          std::uint32_t (&b)[D / 16][2]) {
-        std::uint32_t pairs[D / 8];
-        offsets_at<D / 8, 2 * Bits, PairTable::kShift>(words, plan.first[k], plan.copy, pairs);
+        constexpr int kGathers = kQuads ? D / 16 : D / 8;
+        std::uint32_t entries[kGathers];
+        offsets_at<kGathers, (kQuads ? 4 : 2) * Bits, Table::kShift>(words, plan.first[k], plan.copy, entries);
 #pragma unroll
         for (int j = 0; j < D / 16; ++j) {
-            b[j][0] = s.pairs.at(pairs[2 * j]);
-            b[j][1] = s.pairs.at(pairs[2 * j + 1]);
+            if constexpr (kQuads) {
+                const uint2 quad = s.levels.at(entries[j]);
+                b[j][0] = quad.x;
+                b[j][1] = quad.y;
+            } else {
+                b[j][0] = s.levels.at(entries[2 * j]);
+                b[j][1] = s.levels.at(entries[2 * j + 1]);
+            }
         }
     }
     /// Value slots are decoded in two chunks, [0, kValueSplit) and [kValueSplit, kValueSlots), each
@@ -205,14 +234,24 @@ struct TurboQuantFragments {
     template <int First, int Count>
     __device__ static void value_fragments(const Tables& s, const std::uint32_t* words, const ValuePlan& plan,
                                            std::uint32_t (&b)[Count][2]) {
+        static_assert(!kQuads || Count % 2 == 0, "quads cover two slots");
+        constexpr int kGathers = kQuads ? Count / 2 : Count, kWidth = kQuads ? 2 * Bits : Bits;
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
-            // Tokens 2t (+ 8k) and the next at one slot make one entry of the pair table: one gather each.
-            std::uint32_t pairs[Count];
-            pair_offsets_at<Count, Bits, PairTable::kShift>(words, plan.first[k][0] + First * Bits,
-                                                            plan.first[k][1] + First * Bits, plan.copy, pairs);
+            // Tokens 2t (+ 8k) and the next at one slot (with quads, two) make one entry: one gather each.
+            std::uint32_t entries[kGathers];
+            pair_offsets_at<kGathers, kWidth, Table::kShift>(words, plan.first[k][0] + First * Bits,
+                                                             plan.first[k][1] + First * Bits, plan.copy, entries);
 #pragma unroll
-            for (int c = 0; c < Count; ++c) b[c][k] = s.pairs.at(pairs[c]);
+            for (int e = 0; e < kGathers; ++e) {
+                if constexpr (kQuads) {
+                    const uint2 quad = s.levels.at(entries[e]);
+                    b[2 * e][k] = quad.x;
+                    b[2 * e + 1][k] = quad.y;
+                } else {
+                    b[e][k] = s.levels.at(entries[e]);
+                }
+            }
         }
     }
 };

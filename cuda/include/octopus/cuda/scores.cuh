@@ -25,7 +25,8 @@ namespace octopus::cuda {
 namespace detail {
 
 /// Shared memory for a block's codebook copies (CopiedTable), both fused kernels: 68 KB buy 16 copies
-/// of every OCTOPUS table up to B = 9 and 32 of every TurboQuant one.
+/// of every OCTOPUS table up to B = 9, 32 of TurboQuant's 3- and 4-bit pair tables and 16 of its 2-bit
+/// quad table.
 inline constexpr int kTableBudget = 68 * 1024;
 
 // Eight warps share a block's tables, two blocks a multiprocessor: up to 128 registers a thread, so
