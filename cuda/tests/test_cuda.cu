@@ -332,9 +332,10 @@ std::vector<double> reference_attention(const std::vector<float>& q, const HostC
 }
 
 void check_attention(bool turboquant, std::size_t d, double bits, int batch, int q_heads, int kv_heads,
-                     const std::vector<int>& lengths, int capacity, int max_splits = 128) {
+                     const std::vector<int>& lengths, int capacity, int max_splits = 128,
+                     NormFormat value_norms = NormFormat::fp16) {
     const Pair keys = make_pair(turboquant, d, bits, 5, NormFormat::fp32);
-    const Pair values = make_pair(turboquant, d, bits, 6, NormFormat::fp16);
+    const Pair values = make_pair(turboquant, d, bits, 6, value_norms);
     const HostCache key_cache = host_cache(keys.cpu, batch, kv_heads, capacity, lengths, 21);
     const HostCache value_cache = host_cache(values.cpu, batch, kv_heads, capacity, lengths, 22);
     auto q = test_queries(batch, q_heads, d, 23);
@@ -379,6 +380,40 @@ TEST_F(Gpu, FusedAttentionMatchesADoubleReferenceOnDecodedKeysAndValues) {
         check_attention(true, d, 3, 2, q_heads, 2, {300, 5}, 304);
         check_attention(false, d, 3, 2, q_heads, 2, {300, 5}, 304);
     }
+    // 68-byte keys and values (4 bits, fp32 norms): TurboQuant takes a tile's tokens in swapped pairs.
+    check_attention(true, 128, 4, 2, 32, 8, {1000, 77}, 1008, 128, NormFormat::fp32);
+}
+
+// Host code, run without a GPU too: the order of a tile's tokens the fused kernels choose.
+TEST(TileOrder, SwapsPairsOnlyWhereThatSpreadsTheLanesReadsOverMoreBanks) {
+    namespace d = oc::detail;
+    constexpr d::TileOrder identity{false}, swapped{true};
+    std::vector<int> tokens;
+    for (int r = 0; r < 16; ++r) tokens.push_back(swapped(r));
+    EXPECT_EQ(tokens, (std::vector<int>{0, 1, 3, 2, 4, 5, 7, 6, 8, 9, 11, 10, 12, 13, 15, 14}));
+    for (int r = 0; r < 16; ++r) EXPECT_EQ(identity(r), r);
+
+    int one_word[32], all_banks[32], two_per_bank[32];
+    for (int lane = 0; lane < 32; ++lane) {
+        one_word[lane] = 7;                                 // a broadcast
+        all_banks[lane] = 64 + lane;                        // one word per bank
+        two_per_bank[lane] = lane % 16 + 32 * (lane / 16);  // lanes l and l + 16: one bank, two words
+    }
+    EXPECT_EQ(d::wavefronts(one_word), 1);
+    EXPECT_EQ(d::wavefronts(all_banks), 1);
+    EXPECT_EQ(d::wavefronts(two_per_bank), 2);
+
+    // 17-word records (4 bits at d = 128 with fp32 norms) read in fewer wavefronts swapped; 13-word ones
+    // (3 bits) and 16.5-word ones (4 bits, fp16 norms) no fewer, so they keep the identity, as OCTOPUS
+    // always does.
+    using T4 = d::TurboQuantFragments<128, 4, d::kTableBudget>;
+    using O12 = d::OctopusFragments<128, 12, d::kTableBudget>;
+    using T3 = d::TurboQuantFragments<128, 3, d::kTableBudget>;
+    EXPECT_EQ(d::choose_tile_order<T4>(68, 68), swapped);
+    EXPECT_EQ(d::choose_tile_order<O12>(68, 68), identity);
+    EXPECT_EQ(d::choose_tile_order<T4>(68, 0), identity);  // its keys alone (scores) are read as fast either way
+    EXPECT_EQ(d::choose_tile_order<T4>(66, 66), identity);
+    EXPECT_EQ(d::choose_tile_order<T3>(52, 52), identity);
 }
 
 TEST_F(Gpu, FusedAttentionHandlesLongContextsManyHeadsAndEmptySequences) {

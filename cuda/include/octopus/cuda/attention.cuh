@@ -119,6 +119,7 @@ struct AttentionArguments {
     CacheShape shape;
     float scale_log2;  // softmax scale · log2(e): the kernel works in base 2
     int splits, split_tokens, stages;
+    TileOrder order;   // which token of a tile each row of the products stands for
     float* out;
     float* partial_values;  // [batch][q_heads][splits][dim]
     float* partial_max_sum; // [batch][q_heads][splits][2]
@@ -229,18 +230,22 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
             for (int i = 0; i < 4; ++i) acc[w][m][i] = 0.0f;
     }
 
-    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane, kb * 8);
-    const typename Fragments::ValuePlan value_plan = Fragments::value_plan(lane, vb * 8);
-    // The tile's 16 key norms (lanes 0–15) and 16 value norms (lanes 16–31), one read per lane (bit
-    // norm_bit of the stage), handed to the lanes that need them (keys g and g + 8) by shuffles.
+    const TileOrder order = Fragments::kReorders ? p.order : TileOrder{};
+    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane, kb * 8, order);
+    const typename Fragments::ValuePlan value_plan = Fragments::value_plan(lane, vb * 8, order);
+    // The tile's 16 key norms (lanes 0–15) and 16 value norms (lanes 16–31) of the tokens of rows 0–15
+    // (order), one read per lane (bit norm_bit of the stage), handed to the lanes of keys g and g + 8
+    // by shuffles.
     const bool value_lane = lane >= kTileTokens;
-    const int norm_bit = pinned(value_lane ? (key_tile + (lane % kTileTokens) * vb + p.values.code_bytes) * 8
-                                           : ((lane % kTileTokens) * kb + p.keys.code_bytes) * 8);
+    const int row_token = order(lane % kTileTokens);
+    const int norm_bit = pinned(value_lane ? (key_tile + row_token * vb + p.values.code_bytes) * 8
+                                           : (row_token * kb + p.keys.code_bytes) * 8);
     const bool norm_fp16 = pinned<int>(value_lane ? p.values.norm_fp16 : p.keys.norm_fp16) != 0;
 
     // Tokens from the warp's first, held in a register (pinned): left to itself, the compiler rebuilt
     // the tile's first token from the thread index on every tile.
     const int warp_left = pinned(end - start - warp * kTileTokens);
+    const int key_token = order(g);  // the token of key g (key g + 8's: 8 further)
     run_pipeline(my_tiles, p.stages, issue, [&](int i, int stage) {
         const int tile_left = warp_left - i * (Warps * kTileTokens);  // tokens of the tile (and after) to read
         const auto* key_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes);
@@ -252,10 +257,10 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
         float value_norm[2];
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
-            const int token = g + 8 * k;
-            const bool valid = token < tile_left;
-            const float key_norm = __shfl_sync(kFullMask, lane_norm, token);
-            const float token_value_norm = __shfl_sync(kFullMask, lane_norm, kTileTokens + token);
+            const int row = g + 8 * k;
+            const bool valid = key_token + 8 * k < tile_left;
+            const float key_norm = __shfl_sync(kFullMask, lane_norm, row);
+            const float token_value_norm = __shfl_sync(kFullMask, lane_norm, kTileTokens + row);
             value_norm[k] = valid ? token_value_norm : 0.0f;
 #pragma unroll
             for (int w = 0; w < P; ++w)
@@ -497,8 +502,10 @@ inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values,
         const int per_split = (shape.max_length + splits - 1) / splits;
         const int split_tokens = std::max(detail::kTileTokens, (per_split + detail::kTileTokens - 1) / detail::kTileTokens * detail::kTileTokens);
         splits = std::max(1, (shape.max_length + split_tokens - 1) / split_tokens);
-        detail::AttentionArguments args{k, v, q, key_cache, value_cache, shape, scale * 1.4426950408889634f, splits,
-                                        split_tokens, stages, out, workspace.values(), workspace.max_sum(), workspace.counters_data()};
+        const detail::TileOrder order = detail::choose_tile_order<Fragments>(k.record_bytes, v.record_bytes);
+        detail::AttentionArguments args{k, v, q, key_cache, value_cache, shape, scale * 1.4426950408889634f,
+                                        splits, split_tokens, stages, order, out, workspace.values(),
+                                        workspace.max_sum(), workspace.counters_data()};
         const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(shape.kv_heads * chunks),
                         static_cast<unsigned>(shape.batch));
         kernel<<<grid, 32 * W, smem, stream>>>(args);

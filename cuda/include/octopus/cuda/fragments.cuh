@@ -72,6 +72,18 @@ __device__ inline T pinned(T x) {
     return x;
 }
 
+/// Which token of a 16-token tile each row of the fused products stands for: keys g and g + 8 of
+/// Sᵀ = K·Qᵀ and the same k indices of Oᵀ = Vᵀ·Pᵀ (Pᵀ is the weights of Sᵀ's rows transposed, so one
+/// order serves both). Lanes read their records of a staged tile at positions a record apart; at some
+/// record sizes (17 words: 68 bytes) pairs of those reads fall on one shared-memory bank, and taking
+/// tokens 2 and 3 of every four the other way round spreads them (choose_tile_order). Row r + 8 stands
+/// for token order(r) + 8 either way.
+struct TileOrder {
+    bool swap_pairs = false;
+    __host__ __device__ int operator()(int row) const { return row ^ ((row >> 1) & static_cast<int>(swap_pairs)); }
+    friend bool operator==(TileOrder a, TileOrder b) { return a.swap_pairs == b.swap_pairs; }
+};
+
 /// The most copies of a table of `bytes` bytes, ≤ `most` and a power of two, within `budget` bytes of
 /// shared memory (the fused kernels give their tables kTableBudget, scores.cuh).
 __host__ __device__ constexpr int table_copies(int bytes, int most, int budget) {
@@ -146,6 +158,7 @@ struct TurboQuantFragments {
     static constexpr int kKeySlots = D / 4, kValueSlots = D / 8;
     static constexpr int kMaxRecordBytes = D * Bits / 8 + 4;
     static constexpr bool kQuads = 16 * (8 << (4 * Bits)) <= Budget;
+    static constexpr bool kReorders = true;  // takes a tile's tokens in the order choose_tile_order gives
     using Table = std::conditional_t<kQuads, CopiedTable<uint2, 1 << (4 * Bits), 16>,
                                      CopiedTable<std::uint32_t, 1 << (2 * Bits), table_copies(4 << (2 * Bits), 32, Budget)>>;
     struct Tables {
@@ -189,20 +202,23 @@ struct TurboQuantFragments {
         std::uint32_t copy;
         int first[2][2];  // [k][n]: token 2t + 8k + n
     };
-    __device__ static KeyPlan key_plan(int lane, int record_bits) {
+    /// Where in a record lane t's key slots and lane g's value slots start (bits).
+    __host__ __device__ static constexpr int key_part_bit(int t) { return t * kKeySlots * Bits; }
+    __host__ __device__ static constexpr int value_part_bit(int g) { return g * kValueSlots * Bits; }
+    __device__ static KeyPlan key_plan(int lane, int record_bits, TileOrder order) {
         const int g = lane / 4, t = lane % 4;
         KeyPlan p{pinned(Table::lane_offset(lane)), {}};
 #pragma unroll
-        for (int k = 0; k < 2; ++k) p.first[k] = pinned((g + 8 * k) * record_bits + t * kKeySlots * Bits);
+        for (int k = 0; k < 2; ++k) p.first[k] = pinned(order(g + 8 * k) * record_bits + key_part_bit(t));
         return p;
     }
-    __device__ static ValuePlan value_plan(int lane, int record_bits) {
+    __device__ static ValuePlan value_plan(int lane, int record_bits, TileOrder order) {
         const int g = lane / 4, t = lane % 4;
         ValuePlan p{pinned(Table::lane_offset(lane)), {}};
 #pragma unroll
         for (int k = 0; k < 2; ++k)
 #pragma unroll
-            for (int n = 0; n < 2; ++n) p.first[k][n] = pinned((2 * t + 8 * k + n) * record_bits + g * kValueSlots * Bits);
+            for (int n = 0; n < 2; ++n) p.first[k][n] = pinned(order(2 * t + 8 * k + n) * record_bits + value_part_bit(g));
         return p;
     }
 
@@ -271,6 +287,10 @@ struct OctopusFragments {
     static constexpr int kKeySlots = D / 4, kKeyTriplets = D / 12, kKeyTail = kKeySlots - 3 * kKeyTriplets;
     static constexpr int kValueSlots = D / 8, kValueTriplets = D / 24, kValueTail = kValueSlots - 3 * kValueTriplets;
     static constexpr int kMaxRecordBytes = (kTriplets * B + (D - 3 * kTriplets) * kLeftoverBits + 7) / 8 + 4;
+    /// Tokens always in order: with an order known only at run time the attention loop rebuilt more of
+    /// its (unpinned) plans every tile (13 more instructions at B = 9), and 3-bit attention with pairs
+    /// swapped ran 3-4% slower.
+    static constexpr bool kReorders = false;
     static constexpr int kEntries = (1 << B) + (1 << kLeftoverBits);  // points, then the leftover levels as (level, 0 | 0, 0)
     using PointTable = CopiedTable<uint2, kEntries, table_copies(8 * kEntries, 16, Budget)>;
     struct Tables {
@@ -342,12 +362,16 @@ struct OctopusFragments {
         for (int n = 0; n < Records; ++n) p.triplets[n] = records[n] + B * first_triplet;
         return p;
     }
-    __device__ static KeyPlan key_plan(int lane, int record_bits) {
+    /// Where in a record lane t's key triplets and lane g's value triplets start (bits).
+    __host__ __device__ static constexpr int key_part_bit(int t) { return B * kKeyTriplets * t; }
+    __host__ __device__ static constexpr int value_part_bit(int g) { return B * kValueTriplets * g; }
+    /// (Tokens in order: kReorders.)
+    __device__ static KeyPlan key_plan(int lane, int record_bits, TileOrder) {
         const int g = lane / 4, t = lane % 4;
         const int records[2] = {g * record_bits, (g + 8) * record_bits};
         return plan<kKeyTail, 2>(kKeyTriplets * t, 12 * kKeyTriplets + kKeyTail * t, records, lane);
     }
-    __device__ static ValuePlan value_plan(int lane, int record_bits) {
+    __device__ static ValuePlan value_plan(int lane, int record_bits, TileOrder) {
         const int g = lane / 4, t = lane % 4;
         const int records[4] = {2 * t * record_bits, (2 * t + 1) * record_bits, (2 * t + 8) * record_bits, (2 * t + 9) * record_bits};
         return plan<kValueTail, 4>(kValueTriplets * g, 24 * kValueTriplets + kValueTail * g, records, lane);
@@ -449,6 +473,47 @@ bool with_fragments(const CodecView& c, F&& f) {
     dims.template operator()<128>();
     dims.template operator()<256>();
     return found;
+}
+
+/// Shared-memory wavefronts of one warp-wide 32-bit load of these words (≥ 0): the most distinct words
+/// any bank is asked for.
+inline int wavefronts(const int (&words)[32]) {
+    int count[32] = {}, seen[32][32], most = 1;
+    for (int word : words) {
+        const int bank = word % 32;
+        bool known = false;
+        for (int i = 0; i < count[bank]; ++i) known = known || seen[bank][i] == word;
+        if (!known) {
+            seen[bank][count[bank]++] = word;
+            most = count[bank] > most ? count[bank] : most;
+        }
+    }
+    return most;
+}
+
+/// The tile order for keys of `key_bytes`-byte records and values of `value_bytes` (0: none, the
+/// scores kernel): tokens in order, or pairs swapped where the lanes' first reads of their records (the
+/// words every later read of a window follows) take fewer wavefronts with them. Host code: under a
+/// microsecond a launch.
+template <class Fragments>
+TileOrder choose_tile_order(int key_bytes, int value_bytes) {
+    const auto cost = [&](TileOrder order) {
+        int total = 0, words[32];
+        for (int k = 0; k < 2; ++k) {
+            for (int lane = 0; lane < 32; ++lane)
+                words[lane] = (order(lane / 4 + 8 * k) * key_bytes * 8 + Fragments::key_part_bit(lane % 4)) / 32;
+            total += wavefronts(words);
+        }
+        for (int k = 0; k < 2 && value_bytes > 0; ++k)
+            for (int n = 0; n < 2; ++n) {
+                for (int lane = 0; lane < 32; ++lane)
+                    words[lane] = (order(2 * (lane % 4) + 8 * k + n) * value_bytes * 8 + Fragments::value_part_bit(lane / 4)) / 32;
+                total += wavefronts(words);
+            }
+        return total;
+    };
+    constexpr TileOrder identity{false}, swapped{true};
+    return Fragments::kReorders && cost(swapped) < cost(identity) ? swapped : identity;
 }
 
 // ---- Shared-memory staging of record tiles: cp.async, per warp, several stages deep. ----
