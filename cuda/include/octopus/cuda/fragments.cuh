@@ -21,6 +21,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <bit>
 #include <cstdint>
 #include <iterator>
@@ -493,10 +494,14 @@ inline int wavefronts(const int (&words)[32]) {
 
 /// The tile order for keys of `key_bytes`-byte records and values of `value_bytes` (0: none, the
 /// scores kernel): tokens in order, or pairs swapped where the lanes' first reads of their records (the
-/// words every later read of a window follows) take fewer wavefronts with them. Host code: under a
-/// microsecond a launch.
+/// words every later read of a window follows) take fewer wavefronts with them. Host code; the last
+/// choice is kept, as working it out takes about a microsecond and the kernels run once per token.
 template <class Fragments>
 TileOrder choose_tile_order(int key_bytes, int value_bytes) {
+    static std::atomic<std::uint64_t> last{0};  // 1 | swap << 1 | key_bytes << 2 | value_bytes << 32
+    const std::uint64_t sizes = static_cast<std::uint64_t>(key_bytes) << 2 | static_cast<std::uint64_t>(value_bytes) << 32;
+    const std::uint64_t kept = last.load(std::memory_order_relaxed);
+    if ((kept & ~std::uint64_t{3}) == sizes && (kept & 1) != 0) return TileOrder{(kept & 2) != 0};
     const auto cost = [&](TileOrder order) {
         int total = 0, words[32];
         for (int k = 0; k < 2; ++k) {
@@ -513,7 +518,9 @@ TileOrder choose_tile_order(int key_bytes, int value_bytes) {
         return total;
     };
     constexpr TileOrder identity{false}, swapped{true};
-    return Fragments::kReorders && cost(swapped) < cost(identity) ? swapped : identity;
+    const TileOrder order = Fragments::kReorders && cost(swapped) < cost(identity) ? swapped : identity;
+    last.store(sizes | (order.swap_pairs ? 3u : 1u), std::memory_order_relaxed);
+    return order;
 }
 
 // ---- Shared-memory staging of record tiles: cp.async, per warp, several stages deep. ----
