@@ -16,6 +16,7 @@
 //   {0, 1} is k = 2t + {0, 1} of k-block j, slot 4j + {2, 3} is k = 2t + 8 + {0, 1}.
 //   Oᵀ = Vᵀ·Pᵀ: lane (g, t) decodes keys 2t, 2t+1, 2t+8, 2t+9 of a 16-key tile at its D/8 value
 //   slots: slots 2m and 2m + 1 are rows g and g+8 of m-block m.
+// "Key r" is the tile's token of row r in the order the launch chose (TileOrder), the same for both.
 #pragma once
 
 #include <cuda_fp16.h>
