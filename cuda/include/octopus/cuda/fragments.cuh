@@ -493,10 +493,10 @@ inline int wavefronts(const int (&words)[32]) {
     return most;
 }
 
-/// The tile order for keys of `key_bytes`-byte records and values of `value_bytes` (0: none, the
-/// scores kernel): tokens in order, or pairs swapped where the lanes' first reads of their records (the
-/// words every later read of a window follows) take fewer wavefronts with them. Host code; the last
-/// choice is kept, as working it out takes about a microsecond and the kernels run once per token.
+/// The tile order for keys of `key_bytes`-byte records and values of `value_bytes` (0: keys alone):
+/// tokens in order, or pairs swapped where the lanes' first reads of their records (the words every
+/// later read of a window follows) take fewer wavefronts with them. Host code; the last choice is
+/// kept, as working it out takes about a microsecond and the kernels run once per token.
 template <class Fragments>
 TileOrder choose_tile_order(int key_bytes, int value_bytes) {
     static std::atomic<std::uint64_t> last{0};  // 1 | swap << 1 | key_bytes << 2 | value_bytes << 32

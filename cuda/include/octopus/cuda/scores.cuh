@@ -114,7 +114,7 @@ int pipeline_stages(int warps, int stage_bytes, int at_least, int own, const cha
 template <class Fragments, int D, int Heads, int Warps>
 __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     scores_kernel(CodecView c, const float* q, const std::uint8_t* cache, CacheShape shape, int tokens_per_block,
-                  int stages, TileOrder tile_order, float* out) {
+                  int stages, float* out) {
     extern __shared__ __align__(16) unsigned char shared[];
     using Layout = FusedLayout<Fragments, D>;
     using Columns = HeadColumns<Heads>;
@@ -145,10 +145,7 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, c,
                                              q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows, 1.0f,
                                              [&] { start_pipeline(my_tiles, 0, stages - 1, issue); }, q_operands);
-    // This lane's heads (columns 2t + e of each weight block): scale, and where their rows start, from
-    // the token of key g (`order`; key g + 8's is 8 further), as is the lane's end of the tokens.
-    const TileOrder order = Fragments::kReorders ? tile_order : TileOrder{};
-    const int key_token = order(g), lane_end = pinned(end - key_token);
+    // This lane's heads (columns 2t + e of each weight block): scale, and where their rows start.
     constexpr int L = Columns::kLaneHeads;
     float head_scale[P][L];
     float* out_rows[P][L];
@@ -158,12 +155,13 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
         for (int e = 0; e < L; ++e) {
             const int head = Columns::lane_head(p, e, t, rows);
             head_scale[p][e] = head >= 0 ? query_scale[head] : 0.0f;
-            out_rows[p][e] =
-                head >= 0 ? out + (static_cast<long long>(b) * shape.q_heads + first_head + head) * shape.max_length + key_token : nullptr;
+            out_rows[p][e] = head >= 0 ? out + (static_cast<long long>(b) * shape.q_heads + first_head + head) * shape.max_length : nullptr;
         }
-    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane, rb * 8, order);
-    // Lane i < 16 reads the norm of row i's token; the lanes that scale a row's scores get it by shuffle.
-    const int norm_bit = pinned((order(lane % kTileTokens) * rb + c.code_bytes) * 8);
+    // Tokens in order: for keys alone, at every record size the kernels take, swapping pairs reads in no
+    // fewer wavefronts (choose_tile_order with no values; the TileOrder test).
+    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane, rb * 8, TileOrder{});
+    // Lane i < 16 reads token i's norm; the lanes that scale a token's scores get it by shuffle.
+    const int norm_bit = pinned(((lane % kTileTokens) * rb + c.code_bytes) * 8);
 
     run_pipeline(my_tiles, stages, issue, [&](int i, int stage) {
         const int first = start + (warp + i * Warps) * kTileTokens;
@@ -173,13 +171,14 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
         Columns::template tile_scores<Fragments, D>(tables, words, key_plan, q_operands, s);
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
-            const float norm = __shfl_sync(kFullMask, lane_norm, g + 8 * k);
-            if (first + 8 * k >= lane_end) continue;
+            const int token = g + 8 * k;
+            const float norm = __shfl_sync(kFullMask, lane_norm, token);
+            if (first + token >= end) continue;
 #pragma unroll
             for (int p = 0; p < P; ++p)
 #pragma unroll
                 for (int e = 0; e < L; ++e)
-                    if (out_rows[p][e] != nullptr) out_rows[p][e][first + 8 * k] = s[p][2 * k + e] * head_scale[p][e] * norm;
+                    if (out_rows[p][e] != nullptr) out_rows[p][e][first + token] = s[p][2 * k + e] * head_scale[p][e] * norm;
         }
     });
 }
@@ -238,8 +237,7 @@ inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* 
         const int tokens_per_block = static_cast<int>(std::max<long long>(step, (per_block + step - 1) / step * step));
         const dim3 grid(static_cast<unsigned>((shape.max_length + tokens_per_block - 1) / tokens_per_block),
                         static_cast<unsigned>(shape.kv_heads * chunks), static_cast<unsigned>(shape.batch));
-        kernel<<<grid, 32 * W, smem, stream>>>(c, q, cache, shape, tokens_per_block, stages,
-                                               detail::choose_tile_order<Fragments>(c.record_bytes, 0), out);
+        kernel<<<grid, 32 * W, smem, stream>>>(c, q, cache, shape, tokens_per_block, stages, out);
         OCTOPUS_CUDA_CHECK(cudaGetLastError());
     });
     octopus::detail::require(found, "octopus::cuda::scores: no GPU kernel for this codec (dims 64, 128, 256; TurboQuant "
