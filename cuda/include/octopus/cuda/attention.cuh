@@ -176,7 +176,9 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const int b = static_cast<int>(blockIdx.z), split = static_cast<int>(blockIdx.x), length = clamp_length(shape.lengths[b], shape.max_length);
     const int start = split * p.split_tokens, end = min(start + p.split_tokens, length);
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
-    const int g = lane / 4, t = lane % 4;
+    // g pinned: the tile loop's shuffles and masks read it, and left to itself the compiler read the
+    // thread index again on every tile for them.
+    const int g = pinned(lane / 4), t = lane % 4;
 
     const int kb = p.keys.record_bytes, vb = p.values.record_bytes;
     const int key_tile = tile_bytes(kb), value_tile = tile_bytes(vb), stage_bytes = key_tile + value_tile;
@@ -245,7 +247,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     // Tokens from the warp's first, held in a register (pinned): left to itself, the compiler rebuilt
     // the tile's first token from the thread index on every tile.
     const int warp_left = pinned(end - start - warp * kTileTokens);
-    const int key_token = order(g);  // the token of key g (key g + 8's: 8 further)
+    const int key_token = pinned(order(g));  // the token of key g (key g + 8's: 8 further)
     run_pipeline(my_tiles, p.stages, issue, [&](int i, int stage) {
         const int tile_left = warp_left - i * (Warps * kTileTokens);  // tokens of the tile (and after) to read
         const auto* key_words = reinterpret_cast<const std::uint32_t*>(mine + stage * stage_bytes);

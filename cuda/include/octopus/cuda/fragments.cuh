@@ -547,27 +547,24 @@ __device__ inline void wait_async() {
 /// copies 16-byte pieces lane, lane + 32, ... of a tile, those inside it (records are at most
 /// MaxRecordBytes long, so that is a few predicated copies with constant offsets). The warp's tiles
 /// lie `step` bytes apart from `first_tile` (16-byte aligned); the stream keeps its place in a
-/// register, one add a tile, where an index would cost a 64-bit multiply and its operands.
+/// register, one add a tile, where an index would cost a 64-bit multiply and its operands. The
+/// lane's offset is pinned: left to itself, the compiler read the thread index again on every tile.
 template <int MaxRecordBytes>
 struct TileStream {
     static constexpr int kPieces = (kTileTokens * MaxRecordBytes + 511) / 512;
     const std::uint8_t* next;  // this lane's first piece of the next tile
     long long step;
-    int lane_bytes;
-    unsigned pieces;  // bit p: piece p of this lane lies inside a tile
+    int lane_bytes;  // this lane's first piece in a tile
+    int bytes;       // of a tile's records
 
     __device__ TileStream(const std::uint8_t* first_tile, long long step_bytes, int record_bytes, int lane)
-        : next(first_tile + lane * 16), step(step_bytes), lane_bytes(lane * 16), pieces(0) {
-#pragma unroll
-        for (int p = 0; p < kPieces; ++p)
-            if (lane * 16 + p * 512 < kTileTokens * record_bytes) pieces |= 1u << p;
-    }
+        : next(first_tile + lane * 16), step(step_bytes), lane_bytes(pinned(lane * 16)), bytes(kTileTokens * record_bytes) {}
     /// Starts copying the next tile into `target`.
     __device__ void operator()(std::uint8_t* target) {
         std::uint8_t* to = target + lane_bytes;
 #pragma unroll
         for (int p = 0; p < kPieces; ++p)
-            if (pieces & (1u << p)) copy_async_16(to + 512 * p, next + 512 * p);
+            if (lane_bytes + 512 * p < bytes) copy_async_16(to + 512 * p, next + 512 * p);
         next += step;
     }
 };
