@@ -3,6 +3,7 @@
 //
 //   octopus-sweep --codecs turboquant,octopus-paper,octopus --bits 1,2,3,4 --dims 64,128,256 --vectors 20000 --seed 1
 //   octopus-sweep --input keys.npy [--queries q.npy] [--values v.npy] --csv out.csv --plot out.svg
+//   octopus-sweep --input keys.npy --queries q.npy --values v.npy --causal --precondition none,auto --per-layer
 #include <unistd.h>
 
 #include <chrono>
@@ -21,6 +22,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: octopus-sweep [--codecs LIST] [--bits LIST] [--dims LIST] [--vectors N] [--seed S]\n"
     "                     [--data uniform|outliers|lowrank] [--input KEYS.npy [--queries Q.npy] [--values V.npy]]\n"
+    "                     [--causal] [--layers LIST] [--per-layer] [--precondition LIST] [--fit-tokens N]\n"
     "                     [--num-queries N] [--norm fp32|fp16] [--csv FILE] [--plot FILE.svg]\n"
     "  --codecs      comma list (default turboquant,octopus-paper,octopus); known: %s\n"
     "  --bits        comma list of bits per coordinate (default 1,2,3,4); octopus also takes thirds (2.33)\n"
@@ -30,9 +32,20 @@ constexpr const char* kUsage =
     "  --data        synthetic generator (default uniform)\n"
     "  --input       KV dump instead of synthetic data: float32/float16 .npy, [tokens, d] or\n"
     "                [layers, heads, tokens, d], evaluated per head and averaged\n"
-    "  --queries     queries .npy of the same layout; default: the last 10%% of each head's tokens\n"
+    "  --queries     queries .npy of the same layout, [tokens_q, d] or [layers, q_heads, tokens_q, d]; q_heads\n"
+    "                may be a multiple G of the keys' heads (grouped-query attention: query head i reads\n"
+    "                KV head i / G); default: the last 10%% of each head's tokens\n"
     "  --values      values .npy of the keys' shape; default: the keys themselves\n"
-    "  --num-queries queries per head used for the inner-product and attention metrics (default 16)\n"
+    "  --causal      the queries are the keys' last tokens_q positions: each sees the keys up to its own\n"
+    "                position (needs --queries)\n"
+    "  --layers      comma list of indices into the dump's layer axis to evaluate (default: all)\n"
+    "  --per-layer   also print and write one row per layer\n"
+    "  --precondition comma list of none, center, scale, auto (default none): per-head offsets and channel\n"
+    "                scales fitted on the first --fit-tokens keys and values of each head and on the\n"
+    "                queries the evaluation does not use; a row per mode\n"
+    "  --fit-tokens  tokens each head's preconditioner is fitted on (default 512)\n"
+    "  --num-queries queries per query head used for the inner-product and attention metrics, evenly\n"
+    "                spaced (default 16)\n"
     "  --norm        how codecs store norms, radii (default fp32)\n"
     "  --csv         also write the rows to FILE as CSV\n"
     "  --plot        also draw MSE and attention KL against bits per coordinate as an SVG\n";
@@ -54,7 +67,10 @@ struct Options {
     std::vector<double> bits = {1, 2, 3, 4};
     std::vector<std::size_t> dims = {64, 128, 256};
     bool dims_given = false;
-    std::size_t vectors = 20000, num_queries = 16;
+    std::size_t vectors = 20000, num_queries = 16, fit_tokens = 512;
+    bool causal = false, per_layer = false;
+    std::vector<std::size_t> layers;
+    std::vector<octopus::Preconditioning> precondition = {octopus::Preconditioning::none};
     std::uint64_t seed = 1;
     std::string data = "uniform", input, queries, values, csv, plot;
     octopus::NormFormat norm = octopus::NormFormat::fp32;
@@ -85,6 +101,10 @@ Options parse(int argc, char** argv) {
             std::printf(kUsage, known_codecs().c_str());
             std::exit(0);
         }
+        if (flag == "--causal" || flag == "--per-layer") {  // switches take no value
+            (flag == "--causal" ? o.causal : o.per_layer) = true;
+            continue;
+        }
         if (i + 1 >= argc) usage_error("missing value for " + flag);
         const std::string value = argv[++i];
         if (flag == "--codecs") o.codecs = split(value);
@@ -97,6 +117,22 @@ Options parse(int argc, char** argv) {
             for (const auto& d : split(value)) o.dims.push_back(parse_number<std::size_t>(d, flag));
         } else if (flag == "--vectors") o.vectors = parse_number<std::size_t>(value, flag);
         else if (flag == "--num-queries") o.num_queries = parse_number<std::size_t>(value, flag);
+        else if (flag == "--fit-tokens") o.fit_tokens = parse_number<std::size_t>(value, flag);
+        else if (flag == "--layers") {
+            o.layers.clear();
+            for (const auto& l : split(value)) o.layers.push_back(parse_number<std::size_t>(l, flag));
+            if (o.layers.empty()) usage_error("empty list for --layers");
+        } else if (flag == "--precondition") {
+            o.precondition.clear();
+            for (const auto& mode : split(value)) {
+                try {
+                    o.precondition.push_back(octopus::parse_preconditioning(mode));
+                } catch (const octopus::error& e) {
+                    usage_error(e.what());
+                }
+            }
+            if (o.precondition.empty()) usage_error("empty list for --precondition");
+        }
         else if (flag == "--seed") o.seed = parse_number<std::uint64_t>(value, flag);
         else if (flag == "--data") o.data = value;
         else if (flag == "--input") o.input = value;
@@ -121,7 +157,10 @@ Options parse(int argc, char** argv) {
         if (!octopus::is_supported_dim(d)) usage_error("unsupported head dim " + std::to_string(d));
     if (o.data != "uniform" && o.data != "outliers" && o.data != "lowrank")
         usage_error("--data takes uniform, outliers or lowrank, not '" + o.data + "'");
-    if (o.input.empty() && (!o.queries.empty() || !o.values.empty())) usage_error("--queries and --values need --input");
+    if (o.input.empty() && (!o.queries.empty() || !o.values.empty() || o.causal || !o.layers.empty()))
+        usage_error("--queries, --values, --causal and --layers need --input");
+    if (o.causal && o.queries.empty()) usage_error("--causal needs --queries (the model's own queries)");
+    if (o.fit_tokens == 0) usage_error("--fit-tokens must be positive");
     return o;
 }
 
@@ -156,7 +195,8 @@ int main(int argc, char** argv) {
     std::vector<octopus::sweep::Dataset> datasets;
     try {
         if (!options.input.empty()) {
-            datasets.push_back(octopus::sweep::npy_dataset(options.input, options.queries, options.values, options.num_queries));
+            datasets.push_back(octopus::sweep::npy_dataset(options.input, options.queries, options.values,
+                                                           {options.num_queries, options.causal, options.layers}));
             if (options.dims_given && (options.dims.size() != 1 || options.dims[0] != datasets[0].dim))
                 throw octopus::error(options.input + ": head dim " + std::to_string(datasets[0].dim) +
                                      " does not match --dims");
@@ -170,26 +210,30 @@ int main(int argc, char** argv) {
         return 2;
     }
     std::vector<octopus::sweep::Row> rows;
-    std::printf("%-15s %5s %5s %8s %9s %9s %9s %9s %6s %6s %9s\n", "codec", "dim", "bits", "bits/crd", "mse", "ip_rel_err",
-                "ip_bias", "attn_kl", "top8", "top32", "out_err");
-    Progress progress(datasets.size() * options.codecs.size() * options.bits.size());
+    std::printf("%-15s %5s %5s %-6s %5s %8s %9s %9s %9s %9s %6s %6s %9s\n", "codec", "dim", "bits", "precnd", "layer",
+                "bits/crd", "mse", "ip_rel_err", "ip_bias", "attn_kl", "top8", "top32", "out_err");
+    Progress progress(datasets.size() * options.codecs.size() * options.bits.size() * options.precondition.size());
     for (const auto& data : datasets)
         for (const auto& name : options.codecs)
-            for (double bits : options.bits) {
-                try {
-                    const auto codec = octopus::make_codec(name, {data.dim, bits, options.seed, options.norm});
-                    const auto r = octopus::sweep::measure(codec, bits, data);
-                    std::printf("%-15s %5zu %5.2f %8.4f %9.6f %9.6f %9.5f %9.6f %6.3f %6.3f %9.6f\n", r.codec.c_str(), r.dim,
-                                r.bits, r.bits_per_coord, r.mse, r.ip_rel_err, r.ip_bias, r.attn_kl, r.top8_recall,
-                                r.top32_recall, r.out_rel_err);
-                    std::fflush(stdout);
-                    rows.push_back(r);
-                } catch (const octopus::error& e) {
-                    std::fprintf(stderr, "%soctopus-sweep: skipping %s at d=%zu, bits=%g: %s\n",
-                                 isatty(STDERR_FILENO) ? "\r" : "", name.c_str(), data.dim, bits, e.what());
+            for (double bits : options.bits)
+                for (octopus::Preconditioning mode : options.precondition) {
+                    try {
+                        const auto codec = octopus::make_codec(name, {data.dim, bits, options.seed, options.norm});
+                        for (const auto& r : octopus::sweep::measure_rows(codec, bits, data, {mode, options.fit_tokens},
+                                                                          options.per_layer)) {
+                            std::printf("%-15s %5zu %5.2f %-6s %5s %8.4f %9.6f %9.6f %9.5f %9.6f %6.3f %6.3f %9.6f\n",
+                                        r.codec.c_str(), r.dim, r.bits, r.precondition.c_str(),
+                                        r.layer < 0 ? "all" : std::to_string(r.layer).c_str(), r.bits_per_coord, r.mse,
+                                        r.ip_rel_err, r.ip_bias, r.attn_kl, r.top8_recall, r.top32_recall, r.out_rel_err);
+                            rows.push_back(r);
+                        }
+                        std::fflush(stdout);
+                    } catch (const octopus::error& e) {
+                        std::fprintf(stderr, "%soctopus-sweep: skipping %s at d=%zu, bits=%g: %s\n",
+                                     isatty(STDERR_FILENO) ? "\r" : "", name.c_str(), data.dim, bits, e.what());
+                    }
+                    progress.step();
                 }
-                progress.step();
-            }
     try {
         if (!options.csv.empty()) {
             std::ofstream csv(options.csv);
@@ -199,9 +243,16 @@ int main(int argc, char** argv) {
             for (const auto& r : rows)
                 csv << r.codec << ',' << r.dim << ',' << r.bits << ',' << r.bits_per_coord << ',' << r.mse << ','
                     << r.ip_rel_err << ',' << r.ip_bias << ',' << r.attn_kl << ',' << r.top8_recall << ','
-                    << r.top32_recall << ',' << r.out_rel_err << ',' << r.data << '\n';
+                    << r.top32_recall << ',' << r.out_rel_err << ',' << r.data << ',' << r.precondition << ','
+                    << (r.layer < 0 ? std::string("all") : std::to_string(r.layer)) << ',' << r.chose_none << ','
+                    << r.chose_center << ',' << r.chose_scale << '\n';
         }
-        if (!options.plot.empty()) octopus::sweep::write_plot(options.plot, rows);
+        if (!options.plot.empty()) {
+            std::vector<octopus::sweep::Row> overall;  // the plot shows the averages over all heads
+            for (const auto& r : rows)
+                if (r.layer < 0) overall.push_back(r);
+            octopus::sweep::write_plot(options.plot, overall);
+        }
     } catch (const octopus::error& e) {
         std::fprintf(stderr, "octopus-sweep: %s\n", e.what());
         return 1;

@@ -1,5 +1,5 @@
 // The sweep as a picture: an SVG with MSE (log scale) against bits per coordinate, one line per
-// codec and head dim, the 4^−b floor drawn; and a second panel with attention KL. Written by hand:
+// codec (with its preconditioning, if any) and head dim, the 4^−b floor drawn; and a second panel with attention KL. Written by hand:
 // no plotting dependency.
 #pragma once
 
@@ -53,7 +53,7 @@ inline void write_plot(const std::string& path, const std::vector<Row>& rows) {
     for (const auto& r : rows) {
         x_min = std::min(x_min, r.bits_per_coord);
         x_max = std::max(x_max, r.bits_per_coord);
-        if (std::find(codecs.begin(), codecs.end(), r.codec) == codecs.end()) codecs.push_back(r.codec);
+        if (std::find(codecs.begin(), codecs.end(), r.series()) == codecs.end()) codecs.push_back(r.series());
         if (std::find(dims.begin(), dims.end(), r.dim) == dims.end()) dims.push_back(r.dim);
     }
     x_min = std::floor(x_min * 2) / 2 - 0.25;
@@ -106,7 +106,7 @@ inline void write_plot(const std::string& path, const std::vector<Row>& rows) {
             for (std::size_t di = 0; di < dims.size(); ++di) {
                 std::vector<const Row*> line;
                 for (const auto& r : rows)
-                    if (r.codec == codecs[c] && r.dim == dims[di]) line.push_back(&r);
+                    if (r.series() == codecs[c] && r.dim == dims[di]) line.push_back(&r);
                 std::sort(line.begin(), line.end(), [](const Row* a, const Row* b) { return a->bits_per_coord < b->bits_per_coord; });
                 const char* color = detail::kColors[c % 8];
                 svg << "<polyline fill='none' stroke='" << color << "' stroke-width='1.8' stroke-dasharray='"

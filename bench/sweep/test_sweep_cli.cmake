@@ -26,7 +26,7 @@ if(NOT EXISTS ${svg})
   message(FATAL_ERROR "--plot wrote no SVG")
 endif()
 foreach(bad "--bogus;1" "--bits" "--dims;100" "--codecs;zip" "--vectors;abc" "--data;gauss" "--norm;fp8"
-            "--queries;q.npy")
+            "--queries;q.npy" "--causal" "--precondition;centre" "--fit-tokens;0" "--layers;0")
   execute_process(COMMAND ${SWEEP} ${bad} RESULT_VARIABLE result OUTPUT_QUIET ERROR_VARIABLE err)
   if(NOT result EQUAL 2 OR NOT err MATCHES "usage")
     message(FATAL_ERROR "'${bad}' should exit 2 with a usage message, got ${result}: ${err}")

@@ -331,6 +331,22 @@ std::vector<double> reference_attention(const std::vector<float>& q, const HostC
     return out;
 }
 
+/// The largest relative error |got − expected| / |expected| over rows of d (absolute for a zero row);
+/// NaN if any output is NaN, which fails every bound.
+double worst_row_error(const std::vector<float>& got, const std::vector<double>& expected, std::size_t d) {
+    double worst = 0.0;
+    for (std::size_t row = 0; row * d < expected.size(); ++row) {
+        double e2 = 0.0, n2 = 0.0;
+        for (std::size_t j = 0; j < d; ++j) {
+            if (std::isnan(got[row * d + j])) return NAN;
+            const double e = got[row * d + j] - expected[row * d + j];
+            e2 += e * e, n2 += expected[row * d + j] * expected[row * d + j];
+        }
+        worst = std::max(worst, n2 > 0 ? std::sqrt(e2 / n2) : std::sqrt(e2));
+    }
+    return worst;
+}
+
 void check_attention(bool turboquant, std::size_t d, double bits, int batch, int q_heads, int kv_heads,
                      const std::vector<int>& lengths, int capacity, int max_splits = 128,
                      NormFormat value_norms = NormFormat::fp16) {
@@ -352,18 +368,7 @@ void check_attention(bool turboquant, std::size_t d, double bits, int batch, int
         oc::decode_attention(*keys.gpu, *values.gpu, dq.data, dk.data, dv.data,
                              oc::CacheShape{batch, q_heads, kv_heads, capacity, dl.data, max_length},
                              static_cast<float>(scale), out.data, workspace);
-        const auto got = out.download();
-        double worst = 0.0;
-        for (int row = 0; row < batch * q_heads; ++row) {
-            double e2 = 0.0, n2 = 0.0;
-            for (std::size_t j = 0; j < d; ++j) {
-                const double e = got[row * d + j] - expected[row * d + j];
-                ASSERT_FALSE(std::isnan(got[row * d + j])) << keys.label << " row " << row;
-                e2 += e * e;
-                n2 += expected[row * d + j] * expected[row * d + j];
-            }
-            worst = std::max(worst, n2 > 0 ? std::sqrt(e2 / n2) : std::sqrt(e2));
-        }
+        const double worst = worst_row_error(out.download(), expected, d);
         EXPECT_LT(worst, 1e-3) << keys.label << " G=" << q_heads / kv_heads << " lengths " << lengths[0]
                                << " splits <= " << max_splits;
         if (repeat == 0)
@@ -382,6 +387,124 @@ TEST_F(Gpu, FusedAttentionMatchesADoubleReferenceOnDecodedKeysAndValues) {
     }
     // 68-byte keys and values (4 bits, fp32 norms): TurboQuant takes a tile's tokens in swapped pairs.
     check_attention(true, 128, 4, 2, 32, 8, {1000, 77}, 1008, 128, NormFormat::fp32);
+}
+
+/// A preconditioner with every part non-trivial, different per (sequence, KV head).
+octopus::HeadPreconditioner test_preconditioner(std::size_t d, int index) {
+    octopus::HeadPreconditioner p = octopus::HeadPreconditioner::identity(d);
+    p.keys = octopus::Preconditioning::scale;
+    p.center_values = true;
+    for (std::size_t c = 0; c < d; ++c) {
+        p.key_offset[c] = 30.0f * std::sin(0.37f * float(c) + float(index));
+        p.key_scale[c] = 0.25f + 0.1f * float((c + index) % 23);
+        p.value_offset[c] = 5.0f * std::cos(0.21f * float(c) - float(index));
+    }
+    return p;
+}
+
+TEST_F(Gpu, PreconditionedEncodeScoresAndAttentionMatchTheCpuHeadCodec) {
+    for (std::size_t d : {64, 128, 256})
+        for (const Config& config : {Config{true, 3}, Config{false, 3}, Config{false, 8.0 / 3}}) {
+            const Pair keys = make_pair(config.turboquant, d, config.bits, 31, NormFormat::fp32);
+            const Pair values = make_pair(config.turboquant, d, config.bits, 32, NormFormat::fp16);
+            const int batch = 3, kv_heads = 2, group = 4, q_heads = kv_heads * group, capacity = 64;
+            const std::vector<int> lengths = {50, 17, 0};
+            const int max_length = 50;
+            const std::size_t kb = keys.cpu.bytes_per_vector(), vb = values.cpu.bytes_per_vector();
+            // Keys far from centred (an offset 30× their spread in some channels), values offset too.
+            std::vector<float> k(static_cast<std::size_t>(batch) * kv_heads * capacity * d), v(k.size());
+            std::vector<float> key_offset(batch * kv_heads * d), key_scale(key_offset.size()), value_offset(key_offset.size());
+            std::vector<octopus::HeadCodec> heads;
+            for (int b = 0; b < batch; ++b)
+                for (int h = 0; h < kv_heads; ++h) {
+                    const int index = b * kv_heads + h;
+                    const auto p = test_preconditioner(d, index);
+                    std::copy(p.key_offset.begin(), p.key_offset.end(), key_offset.begin() + index * d);
+                    std::copy(p.key_scale.begin(), p.key_scale.end(), key_scale.begin() + index * d);
+                    std::copy(p.value_offset.begin(), p.value_offset.end(), value_offset.begin() + index * d);
+                    heads.emplace_back(keys.cpu, values.cpu, p);
+                    const auto x = test_keys(capacity, d, 50 + index, 3), y = test_keys(capacity, d, 80 + index, 3);
+                    for (std::size_t i = 0; i < capacity * d; ++i) {
+                        k[index * capacity * d + i] = x[i] + p.key_offset[i % d];
+                        v[index * capacity * d + i] = y[i] + p.value_offset[i % d];
+                    }
+                }
+            DeviceArray<float> d_key_offset(key_offset), d_key_scale(key_scale), d_value_offset(value_offset);
+            const oc::Preconditioning pre{d_key_offset.data, d_key_scale.data, d_value_offset.data};
+            // Encode token by token, as an engine appends: the CPU HeadCodec's bytes.
+            DeviceArray<std::uint8_t> key_cache(batch * kv_heads * capacity * kb), value_cache(batch * kv_heads * capacity * vb);
+            DeviceArray<unsigned> rejected(std::vector<unsigned>{0});
+            for (int t = 0; t < capacity; ++t) {
+                std::vector<float> new_k(batch * kv_heads * d), new_v(new_k.size());
+                for (int index = 0; index < batch * kv_heads; ++index)
+                    for (std::size_t c = 0; c < d; ++c) {
+                        new_k[index * d + c] = k[(index * capacity + t) * d + c];
+                        new_v[index * d + c] = v[(index * capacity + t) * d + c];
+                    }
+                DeviceArray<float> dk(new_k), dv(new_v);
+                DeviceArray<int> positions(std::vector<int>(batch, t));
+                oc::encode_kv(*keys.gpu, dk.data, oc::CacheTarget{key_cache.data, batch, kv_heads, capacity, positions.data},
+                              *values.gpu, dv.data, oc::CacheTarget{value_cache.data, batch, kv_heads, capacity, positions.data},
+                              rejected.data, nullptr, pre);
+            }
+            EXPECT_EQ(rejected.download()[0], 0u) << keys.label;
+            const auto got_keys = key_cache.download(), got_values = value_cache.download();
+            HostCache key_host, value_host;
+            for (int index = 0; index < batch * kv_heads; ++index) {
+                std::vector<std::uint8_t> expected_keys(capacity * kb), expected_values(capacity * vb);
+                heads[index].encode_keys(std::span<const float>(k.data() + index * capacity * d, capacity * d),
+                                         std::span<std::uint8_t>(expected_keys));
+                heads[index].encode_values(std::span<const float>(v.data() + index * capacity * d, capacity * d),
+                                           std::span<std::uint8_t>(expected_values));
+                ASSERT_TRUE(std::equal(expected_keys.begin(), expected_keys.end(), got_keys.begin() + index * capacity * kb))
+                    << keys.label << ": GPU key bytes differ from HeadCodec's, head " << index;
+                ASSERT_TRUE(std::equal(expected_values.begin(), expected_values.end(), got_values.begin() + index * capacity * vb))
+                    << keys.label << ": GPU value bytes differ from HeadCodec's, head " << index;
+                std::vector<float> dk(capacity * d), dv(capacity * d);
+                heads[index].decode_keys(expected_keys, dk);
+                heads[index].decode_values(expected_values, dv);
+                key_host.decoded.push_back(dk);
+                value_host.decoded.push_back(dv);
+            }
+            // Scores: HeadCodec::dot, q·μ included.
+            const auto q = test_queries(batch, q_heads, d, 33);
+            DeviceArray<float> dq(q);
+            DeviceArray<int> dl(lengths);
+            const oc::CacheShape shape{batch, q_heads, kv_heads, capacity, dl.data, max_length};
+            DeviceArray<float> scores(static_cast<std::size_t>(batch) * q_heads * max_length);
+            oc::scores(*keys.gpu, dq.data, key_cache.data, shape, scores.data, nullptr, pre);
+            const auto got_scores = scores.download();
+            double error2 = 0.0, norm2 = 0.0;
+            for (int b = 0; b < batch; ++b)
+                for (int i = 0; i < q_heads; ++i) {
+                    const int index = b * kv_heads + i / group;
+                    const std::vector<float> expected = [&] {
+                        std::vector<float> out(lengths[b]);
+                        heads[index].dot(std::span<const float>(q.data() + (b * q_heads + i) * d, d),
+                                         std::span<const std::uint8_t>(got_keys.data() + index * capacity * kb, lengths[b] * kb), out);
+                        return out;
+                    }();
+                    for (int t = 0; t < lengths[b]; ++t) {
+                        const double e = got_scores[(b * q_heads + i) * max_length + t] - expected[t];
+                        error2 += e * e, norm2 += double(expected[t]) * expected[t];
+                    }
+                }
+            EXPECT_LT(std::sqrt(error2 / norm2), 1e-3) << keys.label << " scores";
+            // Attention: softmax over the restored keys, restored values (μ_v added); zeros for no context.
+            const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+            auto small_q = q;
+            for (float& x : small_q) x *= 0.05f;  // logits of a few units over keys of norm ~30√d
+            dq.upload(small_q);
+            const auto expected = reference_attention(small_q, key_host, value_host, batch, q_heads, kv_heads, d, lengths, scale);
+            DeviceArray<float> out(std::vector<float>(small_q.size(), NAN));
+            oc::AttentionWorkspace workspace(batch, q_heads, kv_heads, static_cast<int>(d));
+            oc::decode_attention(*keys.gpu, *values.gpu, dq.data, key_cache.data, value_cache.data, shape,
+                                 static_cast<float>(scale), out.data, workspace, nullptr, pre);
+            const double worst = worst_row_error(out.download(), expected, d);
+            EXPECT_LT(worst, 1e-3) << keys.label << " attention";
+            std::printf("preconditioned %-30s scores relative error %.2e, attention worst row %.2e\n", keys.label.c_str(),
+                        std::sqrt(error2 / norm2), worst);
+        }
 }
 
 // Host code, run without a GPU too: the order of a tile's tokens the fused kernels choose.

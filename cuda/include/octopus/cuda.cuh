@@ -5,4 +5,5 @@
 #include "octopus/cuda/attention.cuh"
 #include "octopus/cuda/device_codec.cuh"
 #include "octopus/cuda/encode.cuh"
+#include "octopus/cuda/preconditioning.cuh"
 #include "octopus/cuda/scores.cuh"

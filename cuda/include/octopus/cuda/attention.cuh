@@ -120,6 +120,7 @@ struct AttentionArguments {
     float scale_log2;  // softmax scale · log2(e): the kernel works in base 2
     int splits, split_tokens, stages;
     TileOrder order;   // which token of a tile each row of the products stands for
+    Preconditioning preconditioning;  // s multiplies queries, μ_v is added to outputs (μ is left out)
     float* out;
     float* partial_values;  // [batch][q_heads][splits][dim]
     float* partial_max_sum; // [batch][q_heads][splits][2]
@@ -166,6 +167,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     constexpr int P = Columns::kWeightBlocks, M = D / 16;  // weight n-blocks; m-blocks of value slots
     auto& tables = Layout::tables(shared);
     float* query_scale = Layout::scales(shared);
+    float* query_offset = Layout::offsets(shared);  // (no μ is passed: softmax ignores q·μ)
     std::uint8_t* staging = Layout::staging(shared);
     auto& rotated = Layout::rotated(shared);
 
@@ -199,9 +201,11 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     // and 16k tokens). Staged this way, batch-1 calls took 1-7% less time and batch 16 stayed within
     // the run-to-run noise.
     std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
-    set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, p.keys,
+    const long long kv_index = static_cast<long long>(b) * shape.kv_heads + kv_head;
+    set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, query_offset, p.keys,
                                              p.q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows,
-                                             p.scale_log2, [&] { start_pipeline(my_tiles, 0, 1, issue); }, q_operands);
+                                             head_row(p.preconditioning.key_scale, kv_index, D), nullptr, p.scale_log2,
+                                             [&] { start_pipeline(my_tiles, 0, 1, issue); }, q_operands);
     start_pipeline(my_tiles, 1, p.stages - 1, issue);
     // This lane's heads are columns 2t + e, e < L, of each weight block (head_of: −1 for none).
     constexpr int L = Columns::kLaneHeads;
@@ -378,8 +382,9 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     }
     __syncthreads();
     // A row's output from its weighted values v (lane l: coordinates l·E ... l·E + E − 1) and the sum
-    // of its weights: normalized, rotated back, stored.
+    // of its weights: normalized, rotated back, μ_v added (not to an empty context's zero row), stored.
     constexpr int E = D / 32;
+    const float* value_offset = head_row(p.preconditioning.value_offset, kv_index, D);
     const auto finish = [&](int row, float (&v)[E], float total_sum) {
         const float inverse = total_sum > 0.0f ? 1.0f / total_sum : 0.0f;
 #pragma unroll
@@ -387,7 +392,7 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
         warp_inverse_rotate(v, p.values.signs);
         float* out = p.out + (static_cast<long long>(b) * shape.q_heads + first_head + row) * D;
 #pragma unroll
-        for (int j = 0; j < E; ++j) out[lane * E + j] = v[j];
+        for (int j = 0; j < E; ++j) out[lane * E + j] = value_offset != nullptr && total_sum > 0.0f ? v[j] + value_offset[lane * E + j] : v[j];
     };
     if (p.splits == 1) {  // the block saw the whole context (sequences × KV heads fill the GPU): no merge of splits
         for (int row = warp; row < rows; row += Warps) {
@@ -461,11 +466,14 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
 /// out[b, i] = Σ_t softmax_t(scale · q[b, i]·k̂_t) v̂_t over the first lengths[b] tokens of KV head
 /// i / G of sequence b (zero when lengths[b] = 0). q, out: [batch][q_heads][dim] floats on the device.
 /// Keys and values must use the same kind of codec (scheme, dim, bits; seeds and norm formats may
-/// differ). Asynchronous on `stream`; throws octopus::error for shapes or codecs the kernels do not
-/// take, before launching anything. A damaged norm (NaN) shows as NaN in the rows that read it.
+/// differ). With `preconditioning` (the cache encoded by encode_kv with it), k̂ and v̂ are the restored
+/// vectors, HeadCodec::attend's output: queries are multiplied by s and μ_v added to each row.
+/// Asynchronous on `stream`; throws octopus::error for shapes or codecs the kernels do not take, before
+/// launching anything. A damaged norm (NaN) shows as NaN in the rows that read it.
 inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values, const float* q,
                              const std::uint8_t* key_cache, const std::uint8_t* value_cache, const CacheShape& shape,
-                             float scale, float* out, AttentionWorkspace& workspace, cudaStream_t stream = nullptr) {
+                             float scale, float* out, AttentionWorkspace& workspace, cudaStream_t stream = nullptr,
+                             const Preconditioning& preconditioning = {}) {
     using octopus::detail::require;
     detail::check_cache(keys, key_cache, shape, "decode_attention");
     detail::check_cache(values, value_cache, shape, "decode_attention");
@@ -506,7 +514,7 @@ inline void decode_attention(const DeviceCodec& keys, const DeviceCodec& values,
         splits = std::max(1, (shape.max_length + split_tokens - 1) / split_tokens);
         const detail::TileOrder order = detail::choose_tile_order<Fragments>(k.record_bytes, v.record_bytes);
         detail::AttentionArguments args{k, v, q, key_cache, value_cache, shape, scale * 1.4426950408889634f,
-                                        splits, split_tokens, stages, order, out, workspace.values(),
+                                        splits, split_tokens, stages, order, preconditioning, out, workspace.values(),
                                         workspace.max_sum(), workspace.counters_data()};
         const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(shape.kv_heads * chunks),
                         static_cast<unsigned>(shape.batch));

@@ -19,6 +19,7 @@
 
 #include "octopus/cuda/device_codec.cuh"
 #include "octopus/cuda/error.cuh"
+#include "octopus/cuda/preconditioning.cuh"
 #include "octopus/cuda/warp_rotation.cuh"
 
 namespace octopus::cuda {
@@ -83,17 +84,21 @@ __device__ inline std::uint32_t triplet_code(const CodecView& c, float x, float 
     return __ldg(c.row_base + slot) + padded_search(c.column_table + slot * column_size, c.column_steps, v);
 }
 
-/// One set of vectors a launch encodes: `x` into `target` with codec `c`.
+/// One set of vectors a launch encodes: `x` into `target` with codec `c`, each vector first mapped
+/// to (x − offset) / scale when those [batch][heads][dim] arrays are given (Preconditioning).
 template <class T>
 struct EncodeJob {
     CodecView c;
     const T* x;
     CacheTarget target;
+    const float* offset = nullptr;
+    const float* scale = nullptr;
 };
 
 /// The block's warps' vectors of one job (vector blockIdx.x · kEncodeWarps + warp).
 template <int D, class T>
-__device__ inline void encode_vectors(const CodecView& c, const T* x, const CacheTarget& target, unsigned* rejected) {
+__device__ inline void encode_vectors(const CodecView& c, const T* x, const CacheTarget& target, const float* offset,
+                                      const float* scale, unsigned* rejected) {
     constexpr int E = D / 32;
     __shared__ float rotated[kEncodeWarps][D];
     __shared__ std::uint32_t words[kEncodeWarps][D / 2 + 2];  // ≥ the largest record, as 32-bit words
@@ -110,9 +115,14 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Cach
 
     float v[E];
     bool finite = true;
+    const long long first = static_cast<long long>(vector) * D + lane * E;
 #pragma unroll
     for (int j = 0; j < E; ++j) {
-        v[j] = to_float(x[static_cast<long long>(vector) * D + lane * E + j]);
+        // HeadPreconditioner::transform_key / transform_value: one rounded subtraction, one rounded
+        // division (the transformed vector must be finite too: the CPU's codec refuses it otherwise).
+        v[j] = to_float(x[first + j]);
+        if (offset != nullptr) v[j] = __fsub_rn(v[j], __ldg(offset + first + j));
+        if (scale != nullptr) v[j] = __fdiv_rn(v[j], __ldg(scale + first + j));
         finite = finite && isfinite(v[j]);
         rotated[warp][lane * E + j] = v[j];
     }
@@ -174,8 +184,8 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Cach
 template <int D, class T>
 __global__ void __launch_bounds__(32 * kEncodeWarps) encode_kernel(EncodeJob<T> first, EncodeJob<T> second,
                                                                   unsigned* rejected) {
-    if (blockIdx.y == 0) encode_vectors<D>(first.c, first.x, first.target, rejected);
-    else encode_vectors<D>(second.c, second.x, second.target, rejected);
+    if (blockIdx.y == 0) encode_vectors<D>(first.c, first.x, first.target, first.offset, first.scale, rejected);
+    else encode_vectors<D>(second.c, second.x, second.target, second.offset, second.scale, rejected);
 }
 
 /// Launches the encode of `jobs` (1 or 2) jobs of one head dim.
@@ -227,19 +237,23 @@ void encode(const DeviceCodec& codec, const T* x, const CacheTarget& target, uns
 /// A new token's keys `k` into `key_target` and values `v` into `value_target` in one launch: the
 /// bytes of encode(keys, k, key_target) and encode(values, v, value_target), for one launch instead
 /// of two (at batch 1 the launch is most of an encode's time). Keys and values may use different
-/// codecs of one head dim; rejected vectors of both are counted into *rejected. Throws
+/// codecs of one head dim; rejected vectors of both are counted into *rejected. With
+/// `preconditioning` (arrays [batch][heads][dim] of the targets' shape), keys are coded as
+/// (k − key_offset) / key_scale and values as v − value_offset: HeadCodec's bytes. Throws
 /// octopus::error for bad shapes or differing head dims before launching anything.
 template <class T>
 void encode_kv(const DeviceCodec& keys, const T* k, const CacheTarget& key_target, const DeviceCodec& values, const T* v,
-               const CacheTarget& value_target, unsigned* rejected = nullptr, cudaStream_t stream = nullptr) {
+               const CacheTarget& value_target, unsigned* rejected = nullptr, cudaStream_t stream = nullptr,
+               const Preconditioning& preconditioning = {}) {
     static_assert(detail::kEncodable<T>, "octopus::cuda::encode_kv takes float, __half or __nv_bfloat16 vectors");
     detail::check_encode_arguments(keys, k, key_target);
     detail::check_encode_arguments(values, v, value_target);
     octopus::detail::require(keys.dim() == values.dim(), "octopus::cuda::encode_kv: keys have head dim " +
                                                              std::to_string(keys.dim()) + ", values " +
                                                              std::to_string(values.dim()));
-    detail::launch_encode(detail::EncodeJob<T>{keys.view(), k, key_target},
-                          detail::EncodeJob<T>{values.view(), v, value_target}, 2, rejected, stream);
+    detail::launch_encode(detail::EncodeJob<T>{keys.view(), k, key_target, preconditioning.key_offset, preconditioning.key_scale},
+                          detail::EncodeJob<T>{values.view(), v, value_target, preconditioning.value_offset, nullptr}, 2,
+                          rejected, stream);
 }
 
 /// Encodes n contiguous vectors into n contiguous records (n·record_bytes bytes at `packed`).

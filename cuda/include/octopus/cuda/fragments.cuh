@@ -620,31 +620,42 @@ struct QueryRows {
 };
 
 /// The rows of a block's 16 query rows that one warp rotates (warp, warp + Warps, ...), as read from
-/// global memory (fetch_queries) before prepare_queries rotates them.
+/// global memory (fetch_queries) before prepare_queries rotates them, and the lane's part of each
+/// row's q·μ.
 template <int D, int Warps>
 struct QueryShare {
     static constexpr int kRows = (16 + Warps - 1) / Warps;
     float v[kRows][D / 32];
+    float offset[kRows];
 };
 
-/// Reads the warp's rows of the block's queries (rows [0, rows) from q; the rest are zero).
+/// Reads the warp's rows of the block's queries (rows [0, rows) from q; the rest are zero), each
+/// multiplied by the KV head's channel scales `scale` and its part of q·μ taken with `key_offset`
+/// (either may be null: Preconditioning).
 template <int D, int Warps>
-__device__ inline QueryShare<D, Warps> fetch_queries(const float* q, int rows) {
+__device__ inline QueryShare<D, Warps> fetch_queries(const float* q, int rows, const float* scale, const float* key_offset) {
     constexpr int E = D / 32;
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     QueryShare<D, Warps> share;
 #pragma unroll
-    for (int r = 0; r < QueryShare<D, Warps>::kRows; ++r)
+    for (int r = 0; r < QueryShare<D, Warps>::kRows; ++r) {
+        share.offset[r] = 0.0f;
 #pragma unroll
-        for (int j = 0; j < E; ++j) share.v[r][j] = warp + r * Warps < rows ? q[(warp + r * Warps) * D + lane * E + j] : 0.0f;
+        for (int j = 0; j < E; ++j) {
+            float x = warp + r * Warps < rows ? q[(warp + r * Warps) * D + lane * E + j] : 0.0f;
+            if (key_offset != nullptr) share.offset[r] = fmaf(x, __ldg(key_offset + lane * E + j), share.offset[r]);
+            if (scale != nullptr) x *= __ldg(scale + lane * E + j);
+            share.v[r][j] = x;
+        }
+    }
     return share;
 }
 
 /// Rotated, normalized queries of one block from the warps' shares: rows [0, rows) rotated and
-/// normalized, the rest zero; scale[row] = |q_row| · extra.
+/// normalized, the rest zero; scale[row] = |q_row| · extra; offset[row] = q_row·μ (0 without μ).
 template <int D, int Warps>
-__device__ inline void prepare_queries(QueryRows<D>& rotated, float* scale, const QueryShare<D, Warps>& share, int rows,
-                                       const float* signs, float extra) {
+__device__ inline void prepare_queries(QueryRows<D>& rotated, float* scale, float* offset, const QueryShare<D, Warps>& share,
+                                       int rows, const float* signs, float extra) {
     constexpr int E = D / 32;
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
 #pragma unroll
@@ -654,23 +665,26 @@ __device__ inline void prepare_queries(QueryRows<D>& rotated, float* scale, cons
         if (row >= rows) {  // heads the block does not have (padding columns of the mma): zero, nothing to rotate
 #pragma unroll
             for (int j = 0; j < E; ++j) rotated.at(row, lane * E + j) = 0.0f;
-            if (lane == 0) scale[row] = 0.0f;
+            if (lane == 0) scale[row] = offset[row] = 0.0f;
             continue;
         }
         float v[E];
-        float sum = 0.0f;
+        float sum = 0.0f, dot = share.offset[r];
 #pragma unroll
         for (int j = 0; j < E; ++j) {
             v[j] = share.v[r][j];
             sum += v[j] * v[j];
         }
 #pragma unroll
-        for (int m = 16; m >= 1; m /= 2) sum += __shfl_xor_sync(kFullMask, sum, m);
+        for (int m = 16; m >= 1; m /= 2) {
+            sum += __shfl_xor_sync(kFullMask, sum, m);
+            dot += __shfl_xor_sync(kFullMask, dot, m);
+        }
         const float norm = sqrtf(sum), inverse = norm > 0.0f ? 1.0f / norm : 0.0f;
         warp_rotate(v, signs);
 #pragma unroll
         for (int j = 0; j < E; ++j) rotated.at(row, lane * E + j) = v[j] * inverse;
-        if (lane == 0) scale[row] = norm * extra;
+        if (lane == 0) scale[row] = norm * extra, offset[row] = dot;
     }
 }
 
@@ -744,21 +758,23 @@ struct HeadColumns {
     }
 };
 
-/// A fused kernel's block set-up: codebook tables into shared memory, the block's query rows rotated
-/// and normalized (scale[row] = |q_row| · extra), and this lane's Sᵀ = K·Qᵀ query operands, with
+/// A fused kernel's block set-up: codebook tables into shared memory, the block's query rows (times
+/// the KV head's `channel_scale`, when not null) rotated and normalized (scale[row] = |q_row| · extra,
+/// offset[row] = q_row·key_offset, 0 without one), and this lane's Sᵀ = K·Qᵀ query operands, with
 /// `start_tiles()` staging the first tiles in between. The set-up's global reads are issued before
 /// those copies and the rest after them, so that the tiles load while the tables are written and the
 /// queries rotated: the same reads issued behind the copies took about 2 µs longer.
 template <class Fragments, int D, int Heads, int Warps, class StartTiles>
-__device__ inline void set_up_block(typename Fragments::Tables& tables, QueryRows<D>& rotated, float* scale,
-                                    const CodecView& c, const float* q, int rows, float extra, StartTiles&& start_tiles,
+__device__ inline void set_up_block(typename Fragments::Tables& tables, QueryRows<D>& rotated, float* scale, float* offset,
+                                    const CodecView& c, const float* q, int rows, const float* channel_scale,
+                                    const float* key_offset, float extra, StartTiles&& start_tiles,
                                     std::uint32_t (&q_operands)[HeadColumns<Heads>::kQueryBlocks][D / 16][2]) {
     const int thread = static_cast<int>(threadIdx.x), lane = thread % 32;
     const auto table_share = Fragments::template fetch<32 * Warps>(c, thread);
-    const auto query_share = fetch_queries<D, Warps>(q, rows);
+    const auto query_share = fetch_queries<D, Warps>(q, rows, channel_scale, key_offset);
     start_tiles();
     Fragments::store(tables, table_share, thread);
-    prepare_queries<D, Warps>(rotated, scale, query_share, rows, c.signs, extra);
+    prepare_queries<D, Warps>(rotated, scale, offset, query_share, rows, c.signs, extra);
     __syncthreads();
     HeadColumns<Heads>::template query_operands<Fragments, D>(rotated, lane / 4, lane % 4, q_operands);
 }

@@ -20,6 +20,7 @@
 #include "octopus/cuda/device_codec.cuh"
 #include "octopus/cuda/error.cuh"
 #include "octopus/cuda/fragments.cuh"
+#include "octopus/cuda/preconditioning.cuh"
 
 namespace octopus::cuda {
 namespace detail {
@@ -79,19 +80,21 @@ int prepare_kernel(Kernel kernel, int threads, int bytes) {
 
 __host__ __device__ constexpr int round_up_16(int bytes) { return (bytes + 15) / 16 * 16; }
 
-/// Shared memory of both fused kernels: the codebook tables, 16 query scales, the 16 rotated query
-/// rows, then the warps' staging (which attention reuses to merge its warps after the last tile).
+/// Shared memory of both fused kernels: the codebook tables, 16 query scales and 16 query offsets
+/// (q·μ), the 16 rotated query rows, then the warps' staging (which attention reuses to merge its warps
+/// after the last tile).
 /// The queries have their own room so that the first tiles can load while they are rotated.
 template <class Fragments, int D>
 struct FusedLayout {
     static constexpr int kScales = round_up_16(static_cast<int>(sizeof(typename Fragments::Tables)));
-    static constexpr int kRotated = kScales + 16 * static_cast<int>(sizeof(float));
+    static constexpr int kRotated = kScales + 32 * static_cast<int>(sizeof(float));
     static constexpr int kStaging = kRotated + round_up_16(static_cast<int>(sizeof(QueryRows<D>)));
 
     /// Bytes for `staging` bytes of staging.
     static int bytes(int staging) { return kStaging + staging; }
     __device__ static auto& tables(unsigned char* shared) { return *reinterpret_cast<typename Fragments::Tables*>(shared); }
     __device__ static float* scales(unsigned char* shared) { return reinterpret_cast<float*>(shared + kScales); }
+    __device__ static float* offsets(unsigned char* shared) { return reinterpret_cast<float*>(shared + kScales) + 16; }
     __device__ static QueryRows<D>& rotated(unsigned char* shared) { return *reinterpret_cast<QueryRows<D>*>(shared + kRotated); }
     __device__ static std::uint8_t* staging(unsigned char* shared) { return shared + kStaging; }
 };
@@ -114,13 +117,14 @@ int pipeline_stages(int warps, int stage_bytes, int at_least, int own, const cha
 template <class Fragments, int D, int Heads, int Warps>
 __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     scores_kernel(CodecView c, const float* q, const std::uint8_t* cache, CacheShape shape, int tokens_per_block,
-                  int stages, float* out) {
+                  int stages, Preconditioning preconditioning, float* out) {
     extern __shared__ __align__(16) unsigned char shared[];
     using Layout = FusedLayout<Fragments, D>;
     using Columns = HeadColumns<Heads>;
     constexpr int P = Columns::kWeightBlocks;
     auto& tables = Layout::tables(shared);
     float* query_scale = Layout::scales(shared);
+    float* query_offset = Layout::offsets(shared);
     std::uint8_t* staging = Layout::staging(shared);
     auto& rotated = Layout::rotated(shared);
 
@@ -142,12 +146,15 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
                                                   static_cast<long long>(Warps) * kTileTokens * rb, rb, lane);
     const auto issue = [&](int stage) { stream(mine + stage * tile); };
     std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
-    set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, c,
-                                             q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows, 1.0f,
+    const long long kv_index = static_cast<long long>(b) * shape.kv_heads + kv_head;
+    set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, query_offset, c,
+                                             q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows,
+                                             head_row(preconditioning.key_scale, kv_index, D),
+                                             head_row(preconditioning.key_offset, kv_index, D), 1.0f,
                                              [&] { start_pipeline(my_tiles, 0, stages - 1, issue); }, q_operands);
-    // This lane's heads (columns 2t + e of each weight block): scale, and where their rows start.
+    // This lane's heads (columns 2t + e of each weight block): scale, q·μ, and where their rows start.
     constexpr int L = Columns::kLaneHeads;
-    float head_scale[P][L];
+    float head_scale[P][L], head_offset[P][L];
     float* out_rows[P][L];
 #pragma unroll
     for (int p = 0; p < P; ++p)
@@ -155,6 +162,7 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
         for (int e = 0; e < L; ++e) {
             const int head = Columns::lane_head(p, e, t, rows);
             head_scale[p][e] = head >= 0 ? query_scale[head] : 0.0f;
+            head_offset[p][e] = head >= 0 ? query_offset[head] : 0.0f;
             out_rows[p][e] = head >= 0 ? out + (static_cast<long long>(b) * shape.q_heads + first_head + head) * shape.max_length : nullptr;
         }
     // Tokens in order: for keys alone, at every record size the kernels take, swapping pairs reads in no
@@ -178,7 +186,8 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
             for (int p = 0; p < P; ++p)
 #pragma unroll
                 for (int e = 0; e < L; ++e)
-                    if (out_rows[p][e] != nullptr) out_rows[p][e][first + token] = s[p][2 * k + e] * head_scale[p][e] * norm;
+                    if (out_rows[p][e] != nullptr)
+                        out_rows[p][e][first + token] = fmaf(s[p][2 * k + e] * head_scale[p][e], norm, head_offset[p][e]);
         }
     });
 }
@@ -204,10 +213,12 @@ bool with_kernel_shape(const CodecView& c, int group, F&& f) {
 
 /// scores[b, i, t] = q[b, i] · (decoded key t of KV head i / G of sequence b), for t < lengths[b];
 /// entries t ≥ lengths[b] are left untouched. q: [batch][q_heads][dim] floats; scores:
-/// [batch][q_heads][max_length] floats; both on the device. Asynchronous on `stream`. Throws
-/// octopus::error for shapes or codecs the kernels do not take, before launching anything.
+/// [batch][q_heads][max_length] floats; both on the device. With `preconditioning` (keys encoded by
+/// encode_kv with it), the decoded key is the restored one, s∘k̂' + μ: queries are multiplied by s and
+/// q·μ is added, HeadCodec::dot's scores. Asynchronous on `stream`. Throws octopus::error for shapes or
+/// codecs the kernels do not take, before launching anything.
 inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* cache, const CacheShape& shape,
-                   float* out, cudaStream_t stream = nullptr) {
+                   float* out, cudaStream_t stream = nullptr, const Preconditioning& preconditioning = {}) {
     detail::check_cache(keys, cache, shape, "scores");
     octopus::detail::require(q != nullptr && out != nullptr, "octopus::cuda::scores: null query or output pointer");
     if (shape.max_length == 0) return;
@@ -237,7 +248,7 @@ inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* 
         const int tokens_per_block = static_cast<int>(std::max<long long>(step, (per_block + step - 1) / step * step));
         const dim3 grid(static_cast<unsigned>((shape.max_length + tokens_per_block - 1) / tokens_per_block),
                         static_cast<unsigned>(shape.kv_heads * chunks), static_cast<unsigned>(shape.batch));
-        kernel<<<grid, 32 * W, smem, stream>>>(c, q, cache, shape, tokens_per_block, stages, out);
+        kernel<<<grid, 32 * W, smem, stream>>>(c, q, cache, shape, tokens_per_block, stages, preconditioning, out);
         OCTOPUS_CUDA_CHECK(cudaGetLastError());
     });
     octopus::detail::require(found, "octopus::cuda::scores: no GPU kernel for this codec (dims 64, 128, 256; TurboQuant "
