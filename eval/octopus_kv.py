@@ -22,6 +22,7 @@ the first tokens it sees, without queries.
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -310,11 +311,13 @@ def capture_prompt(model, input_ids: torch.Tensor) -> dict:
 def fit_preconditioners(captured: dict, setup: CacheSetup, mode: str, attention_scale: float | None = None):
     """Fits setup.preconditioners[(layer, sequence, kv_head)] in `mode` from a capture_prompt result: each KV
     head from its prompt keys and values and the prompt queries of its query heads (causal positions; auto
-    leaves the keys within setup.window of a query uncoded, as the cache does)."""
+    leaves the keys within setup.window of a query uncoded, as the cache does). Heads are fitted on
+    torch's threads (the binding releases the GIL)."""
     setup.preconditioners = {}
     if mode == "none" or setup.keys is None:
         return setup
     num_layers = len(captured)
+    jobs = []
     for layer, (q, k, v) in captured.items():
         keep_keys, keep_values = setup.layer_keeps(layer, num_layers)
         if keep_keys and keep_values:
@@ -328,8 +331,11 @@ def fit_preconditioners(captured: dict, setup: CacheSetup, mode: str, attention_
         for b in range(batch):
             for h in range(kv_heads):
                 queries = _as_rows(q[b, h * group:(h + 1) * group, :fit].reshape(group * fit, dim))
-                p = octopus.fit_preconditioner(mode, _as_rows(k[b, h, :fit]), _as_rows(v[b, h, :fit]), queries, positions,
-                                               key_codec=key_codec, value_codec=value_codec,
-                                               attention_scale=attention_scale or dim ** -0.5, window=setup.window)
-                setup.preconditioners[(layer, b, h)] = p
+                jobs.append(((layer, b, h), (mode, _as_rows(k[b, h, :fit]), _as_rows(v[b, h, :fit]), queries, positions),
+                             dict(key_codec=key_codec, value_codec=value_codec,
+                                  attention_scale=attention_scale or dim ** -0.5, window=setup.window)))
+    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
+        fitted = pool.map(lambda job: octopus.fit_preconditioner(*job[1], **job[2]), jobs)
+        for (key, _, _), p in zip(jobs, fitted):
+            setup.preconditioners[key] = p
     return setup

@@ -161,10 +161,14 @@ def main():
     parser.add_argument("--norm", default="fp32", choices=["fp32", "fp16"])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the fp32 and fp16 rows")
+    parser.add_argument("--from-csv", help="comma list of CSVs of earlier runs (same model, text, context): print them as "
+                        "one table, increases against their fp32 row, and write --csv / --plot; runs nothing")
     parser.add_argument("--csv", help="also write the rows as CSV")
     parser.add_argument("--plot", help="also plot perplexity increase against bits per coordinate (PNG or SVG)")
     args = parser.parse_args()
 
+    if args.from_csv:
+        return combine(parse_list(args.from_csv), args.csv, args.plot)
     stride = args.stride or args.context
     if args.context < 2 or not 1 <= stride <= args.context:
         die("--context must be at least 2 and --stride in 1..context")
@@ -277,6 +281,35 @@ def main():
         plot(rows, args.plot, args.model, text_name)
 
 
+def combine(paths, csv_path, plot_path):
+    """Rows of earlier runs as one table: increases recomputed against the fp32 row among them."""
+    rows = []
+    for path in paths:
+        with open(path, newline="") as f:
+            rows += list(csv.DictReader(f))
+    numeric = ("context", "windows", "tokens", "key_bits", "value_bits", "codec_bits", "cache_bits", "ppl", "increase_pct",
+               "seconds", "prompt_seconds", "fit_seconds")
+    for r in rows:
+        for k in numeric:
+            if k in r:
+                r[k] = float(r[k])
+    reference = [r for r in rows if r["setup"] == "fp32"]
+    if not reference:
+        die("no fp32 row among " + ", ".join(paths))
+    for r in rows:
+        r["increase_pct"] = 100.0 * (r["ppl"] / reference[0]["ppl"] - 1.0)
+    print(HEADER)
+    for r in rows:
+        print(format_row(r))
+    if csv_path:
+        with open(csv_path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    if plot_path:
+        plot(rows, plot_path, rows[0]["model"], rows[0]["text"])
+
+
 HEADER = (f"{'setup':<6} {'precond':<7} {'keys':<15} {'values':<15} {'bits/crd':>8} {'cache b/c':>9} {'ppl':>9} "
           f"{'increase':>9} {'time':>6} {'fit':>6}  chosen (heads)")
 
@@ -291,28 +324,33 @@ def format_row(row) -> str:
 
 
 def plot(rows, path: str, model: str, text: str):
+    """Perplexity increase against bits per coordinate: one panel per setup, a line per codec and preconditioning."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(8, 5))
-    series = {}
-    for r in rows:
-        if r["key_codec"] == "-":
-            continue
-        series.setdefault((r["setup"], r["precondition"], r["key_codec"]), []).append(r)
-    for (setup, mode, codec), points in sorted(series.items()):
-        points.sort(key=lambda r: r["codec_bits"])
-        label = f"{codec} ({setup}{'' if mode == 'none' else ', ' + mode})"
-        ax.plot([p["codec_bits"] for p in points], [max(p["increase_pct"], 1e-3) for p in points], "o-" if setup == "paper" else "s--",
-                label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("bits per coordinate (norms included)")
-    ax.set_ylabel("perplexity increase over fp32 (%)")
-    ax.set_title(f"{model} on {text}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    setups = sorted({r["setup"] for r in rows if r["key_codec"] != "-"}, key=lambda s: (s != "paper", s))
+    fig, axes = plt.subplots(1, len(setups), figsize=(6.5 * len(setups), 4.8), squeeze=False)
+    codecs = sorted({r["key_codec"] for r in rows if r["key_codec"] != "-"})
+    colors = {c: f"C{i}" for i, c in enumerate(codecs)}
+    for ax, setup in zip(axes[0], setups):
+        series = {}
+        for r in rows:
+            if r["setup"] == setup and r["key_codec"] != "-":
+                series.setdefault((r["key_codec"], r["precondition"]), []).append(r)
+        for (codec, mode), points in sorted(series.items()):
+            points.sort(key=lambda r: float(r["codec_bits"]))
+            ax.plot([float(p["codec_bits"]) for p in points], [max(float(p["increase_pct"]), 1e-2) for p in points],
+                    "o-" if mode == "none" else "s--", color=colors[codec], label=codec if mode == "none" else f"{codec}, {mode}")
+        ax.set_yscale("log")
+        ax.set_xlabel("bits per coordinate (norms included)")
+        ax.set_ylabel("perplexity increase over fp32 (%)")
+        ax.set_title({"paper": "paper setup: last 32 tokens and first/last layers' keys exact",
+                      "plain": "plain: every token of every layer coded"}.get(setup, setup), fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{model} on {text}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
