@@ -8,7 +8,7 @@ The model runs in fp32 on the CPU over windows of --context tokens of a real Eng
 window each layer's keys and values go through an OctopusCache (eval/octopus_kv.py): every token is
 encoded by the octopus binding and attention reads what the codes decode to. Setups: `plain` codes
 every token of every layer; `paper` keeps the last 32 tokens and the first and last layers' keys exact
-(in fp16), as the OCTOPUS and TurboQuant papers report. With --precondition, each window's first
+(in fp16), as the OCTOPUS paper reports. With --precondition, each window's first
 --fit-tokens tokens are the prompt: the model runs over them with an exact cache, and each layer's KV
 heads get preconditioners fitted on their keys, values and queries (octopus.fit_preconditioner); the
 window is then evaluated with them.
