@@ -1,4 +1,4 @@
-#include <octopus/detail/octahedral_cells.hpp>
+#include <octopus/octahedral_cells.hpp>
 #include <octopus/marginals.hpp>
 #include <octopus/octahedral.hpp>
 #include <octopus/synthetic.hpp>

@@ -63,9 +63,9 @@ TEST(Octopus, StructuredInputsAreSpreadLikeUniformOnes) {
     const double outliers = per_vector_mse(make(1), octopus::outlier_channel_vectors(4000, d, 9, 4, 50.0));
     std::printf("octopus d 128 b 3: uniform %.5f one-hot %.5f all-ones %.5f outliers %.5f\n", uniform, one_hot, ones,
                 outliers);
-    EXPECT_NEAR(one_hot / uniform, 1.0, 0.15);
-    EXPECT_NEAR(ones / uniform, 1.0, 0.15);
-    EXPECT_NEAR(outliers / uniform, 1.0, 0.15);
+    EXPECT_NEAR(one_hot / uniform, 1.0, 0.07);
+    EXPECT_NEAR(ones / uniform, 1.0, 0.07);
+    EXPECT_NEAR(outliers / uniform, 1.0, 0.07);
 }
 
 TEST(Octopus, DotEqualsTheDotOfTheDecodedKeys) {
@@ -115,12 +115,11 @@ TEST(Octopus, AcceptsThirdsAndRefusesOtherBits) {
     EXPECT_THROW(OctopusPaper(CodecSpec{128, 2.5, 1}), octopus::error);
 }
 
-TEST(Octopus, IsDeterministicAndPinned) {
+TEST(Octopus, IsDeterministicAndSeeded) {
     const auto keys = octopus::uniform_unit_vectors(64, 128, 17);
     const auto a = Octopus(CodecSpec{128, 3, 42}).encode(keys);
     EXPECT_EQ(a, Octopus(CodecSpec{128, 3, 42}).encode(keys));
     EXPECT_NE(a, Octopus(CodecSpec{128, 3, 43}).encode(keys));
-    EXPECT_EQ(octopus_test::fnv1a(a), 0xfc8bcd72818b2ce4ULL) << std::hex << octopus_test::fnv1a(a);
 }
 
 TEST(Octopus, ZeroAndHalfPrecisionKeys) {

@@ -110,6 +110,7 @@ TEST(Rotation, RefusesUnsupportedDimsAndWrongSizes) {
     }
     try {
         octopus::Rotation(100, 1);
+        FAIL() << "d = 100 was accepted";
     } catch (const octopus::error& e) {
         EXPECT_NE(std::string(e.what()).find("100"), std::string::npos);
         EXPECT_NE(std::string(e.what()).find("Hadamard"), std::string::npos);

@@ -43,7 +43,7 @@ TEST(TurboQuant, PackedSizeIsExact) {
 
 TEST(TurboQuant, StructuredInputsAreSpreadLikeUniformOnes) {
     // The rotation must make one-hot, all-ones and outlier-channel keys look uniform: their MSE at
-    // b = 3 within 15% of the uniform figure, averaged over 20 rotations.
+    // b = 3 within 7% of the uniform figure (what rotation.hpp promises for three rounds), averaged over 20 rotations.
     for (std::size_t d : {64u, 128u, 256u}) {
         const auto make = [d](std::uint64_t seed) { return TurboQuant(CodecSpec{d, 3, seed}); };
         const double uniform = per_vector_mse(make(1), octopus::uniform_unit_vectors(4000, d, 9));
@@ -51,9 +51,9 @@ TEST(TurboQuant, StructuredInputsAreSpreadLikeUniformOnes) {
         const double ones = octopus_test::mse_over_seeds(make, octopus_test::all_ones_vector(d), 200);
         const double outliers = per_vector_mse(make(1), octopus::outlier_channel_vectors(4000, d, 9, 4, 50.0));
         std::printf("d %zu b 3: uniform %.5f one-hot %.5f all-ones %.5f outliers %.5f\n", d, uniform, one_hot, ones, outliers);
-        EXPECT_NEAR(one_hot / uniform, 1.0, 0.15) << "d " << d << " one-hot " << one_hot << " uniform " << uniform;
-        EXPECT_NEAR(ones / uniform, 1.0, 0.15) << "d " << d << " all-ones " << ones << " uniform " << uniform;
-        EXPECT_NEAR(outliers / uniform, 1.0, 0.15) << "d " << d << " outliers " << outliers << " uniform " << uniform;
+        EXPECT_NEAR(one_hot / uniform, 1.0, 0.07) << "d " << d << " one-hot " << one_hot << " uniform " << uniform;
+        EXPECT_NEAR(ones / uniform, 1.0, 0.07) << "d " << d << " all-ones " << ones << " uniform " << uniform;
+        EXPECT_NEAR(outliers / uniform, 1.0, 0.07) << "d " << d << " outliers " << outliers << " uniform " << uniform;
     }
 }
 
@@ -62,14 +62,13 @@ TEST(TurboQuant, DotEqualsTheDotOfTheDecodedKeys) {
         for (int b = 1; b <= 4; ++b) octopus_test::expect_dot_matches_decode(TurboQuant(CodecSpec{d, double(b), 5}));
 }
 
-TEST(TurboQuant, IsDeterministicAndPinned) {
+TEST(TurboQuant, IsDeterministicAndSeeded) {
     const auto keys = octopus::uniform_unit_vectors(64, 128, 17);
     const auto a = TurboQuant(CodecSpec{128, 3, 42}).encode(keys);
     const auto b = TurboQuant(CodecSpec{128, 3, 42}).encode(keys);
     const auto c = TurboQuant(CodecSpec{128, 3, 43}).encode(keys);
     EXPECT_EQ(a, b);
     EXPECT_NE(a, c);
-    EXPECT_EQ(octopus_test::fnv1a(a), 0x87a10c1a48b51720ULL) << std::hex << octopus_test::fnv1a(a);
 }
 
 TEST(TurboQuant, ZeroVectorRoundTripsToZero) {

@@ -21,86 +21,13 @@
 #include <type_traits>
 #include <vector>
 
+#include "octopus/codec_spec.hpp"
+#include "octopus/contract.hpp"
 #include "octopus/error.hpp"
-#include "octopus/rotation.hpp"
 
 namespace octopus {
 
-/// IEEE binary16 and bfloat16 key elements, as engines store them (Eigen's types: bit-exact
-/// round-to-nearest-even conversions).
-using half = Eigen::half;
-using bfloat16 = Eigen::bfloat16;
-
-/// How a codec stores each vector's norm; the bytes count in bits_per_coordinate().
-enum class NormFormat { fp32, fp16 };
-
-/// What a codec is built from: head dim, bits per coordinate (whole numbers; OCTOPUS also takes
-/// thirds such as 2.33 = 7 bits per triplet), the rotation seed, and how norms are stored.
-struct CodecSpec {
-    std::size_t dim = 128;
-    double bits = 3.0;
-    std::uint64_t seed = 0;
-    NormFormat norm = NormFormat::fp32;
-};
-
 namespace detail {
-
-inline std::size_t norm_bytes(NormFormat format) { return format == NormFormat::fp32 ? 4 : 2; }
-
-/// Throws unless `norm` fits `format`: fp16 refuses norms it cannot hold rather than clamping them
-/// to Inf. Encoders call it before writing a byte.
-inline void check_norm_fits(float norm, NormFormat format) {
-    if (format == NormFormat::fp16 && !(norm <= 65504.0f))
-        throw error("key norm " + std::to_string(norm) +
-                    " exceeds the largest fp16 value 65504; use NormFormat::fp32 for such keys");
-}
-
-/// Stores a vector norm (checked by check_norm_fits).
-inline void store_norm(float norm, NormFormat format, std::uint8_t* out) {
-    check_norm_fits(norm, format);
-    if (format == NormFormat::fp32) {
-        std::memcpy(out, &norm, 4);
-        return;
-    }
-    const std::uint16_t bits = Eigen::numext::bit_cast<std::uint16_t>(half(norm));
-    std::memcpy(out, &bits, 2);
-}
-
-inline float load_norm(const std::uint8_t* in, NormFormat format) {
-    if (format == NormFormat::fp32) {
-        float norm;
-        std::memcpy(&norm, in, 4);
-        return norm;
-    }
-    std::uint16_t bits;
-    std::memcpy(&bits, in, 2);
-    return static_cast<float>(Eigen::numext::bit_cast<half>(bits));
-}
-
-/// |x| of n floats, accumulated in double over eight interleaved partial sums: exact enough that the
-/// float result is correctly rounded in practice, free of the serial add chain of one accumulator,
-/// and in a fixed order, so the same bits on every build.
-inline float vector_norm(const float* x, std::size_t n) {
-    double partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (std::size_t k = 0; k < 8; ++k) partial[k] += static_cast<double>(x[i + k]) * x[i + k];
-    for (; i < n; ++i) partial[i % 8] += static_cast<double>(x[i]) * x[i];
-    const double sum = ((partial[0] + partial[1]) + (partial[2] + partial[3])) + ((partial[4] + partial[5]) + (partial[6] + partial[7]));
-    return static_cast<float>(std::sqrt(sum));
-}
-
-/// The prologue of every rotation codec: y = R x / |x| (0 for x = 0), and |x|, checked to fit
-/// `format` before the caller writes anything.
-inline float normalize_and_rotate(const Rotation& rotation, const float* x, NormFormat format, float* y) {
-    const std::size_t d = rotation.dim();
-    const float norm = vector_norm(x, d);
-    check_norm_fits(norm, format);
-    const float inverse = norm > 0.0f ? 1.0f / norm : 0.0f;
-    for (std::size_t i = 0; i < d; ++i) y[i] = x[i] * inverse;
-    rotation.apply(y);
-    return norm;
-}
 
 /// Throws naming the first non-finite element of row-major rows of `dim`. For float the scan is
 /// an exponent-bits test that compilers vectorize; the message is built only on failure.
@@ -126,21 +53,8 @@ void check_finite(std::span<const T> values, std::size_t dim) {
                         std::to_string(i % dim));
 }
 
-/// A stored norm must be a finite number ≥ 0; anything else means the bytes were damaged.
-inline bool norm_is_valid(float norm) { return std::isfinite(norm) && norm >= 0.0f; }
-
 template <class T>
 inline constexpr bool is_key_element = std::is_same_v<T, float> || std::is_same_v<T, half> || std::is_same_v<T, bfloat16>;
-
-/// Bits per coordinate as a whole number of bits per triplet: b = k/3 exactly, or an error.
-inline unsigned bits_per_triplet(double bits, const char* codec) {
-    const double triple = 3.0 * bits;
-    const double rounded = std::round(triple);
-    require(std::isfinite(bits) && std::fabs(triple - rounded) < 0.02,
-            std::string(codec) + ": bits " + std::to_string(bits) +
-                " is not a whole number of bits per triplet (use k/3, e.g. 2.33 or 2.67)");
-    return static_cast<unsigned>(rounded);
-}
 
 }  // namespace detail
 

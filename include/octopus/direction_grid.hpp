@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "octopus/detail/memo.hpp"
-#include "octopus/detail/octahedral_cells.hpp"
+#include "octopus/octahedral_cells.hpp"
 #include "octopus/lloyd_max.hpp"
 #include "octopus/marginals.hpp"
 #include "octopus/octahedral.hpp"

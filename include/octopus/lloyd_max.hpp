@@ -45,7 +45,8 @@ struct Codebook {
 
 namespace detail {
 
-/// Probability mass and first moment of a cell, integrated together so each pdf value serves both.
+/// Probability mass, first and second moments of a cell, integrated together so that each pdf value
+/// serves all three.
 struct Moments {
     double mass = 0.0;
     double first = 0.0;

@@ -14,6 +14,8 @@
 #include <array>
 #include <cmath>
 
+#include "octopus/detail/host_device.hpp"
+
 namespace octopus {
 
 /// A point of the square [−1, 1]².
@@ -25,12 +27,15 @@ struct SquarePoint {
 
 namespace detail {
 template <class T>
-constexpr T sign_not_zero(T x) { return x < T(0) ? T(-1) : T(1); }
+OCTOPUS_HOST_DEVICE constexpr T sign_not_zero(T x) { return x < T(0) ? T(-1) : T(1); }
 }  // namespace detail
 
 /// (x, y, z) ≠ 0 to the square; the vector need not be unit length (only its direction matters).
+/// Single IEEE operations in a fixed order (|x| + |y|, then + |z|; two divisions; a subtraction and a
+/// multiply by ±1), so the CPU's encoders and the GPU's encode kernel, which both call it for float
+/// triplets (contract.hpp), round alike.
 template <class T>
-SquarePoint<T> octahedral_encode(T x, T y, T z) {
+OCTOPUS_HOST_DEVICE SquarePoint<T> octahedral_encode(T x, T y, T z) {
     const T l1 = std::fabs(x) + std::fabs(y) + std::fabs(z);
     if (!(l1 > T(0))) return {T(0), T(0)};
     const T px = x / l1, py = y / l1;

@@ -90,14 +90,22 @@ inline void pack_codes_unchecked(const std::uint32_t* codes, std::size_t count, 
     writer.flush();
 }
 
+namespace detail {
+/// Throws unless width is in 1..32 and `bytes` is exactly packed_bytes(count, width); `what` names the
+/// call and its buffer ("pack_codes: output").
+inline void check_packing(unsigned width, std::size_t count, std::size_t bytes, const std::string& what) {
+    const std::string call = what.substr(0, what.find(':'));
+    require(width >= 1 && width <= 32, call + ": width " + std::to_string(width) + " is outside 1..32");
+    require(bytes == packed_bytes(count, width), what + " has " + std::to_string(bytes) + " bytes, " + std::to_string(count) +
+                                                     " codes of " + std::to_string(width) + " bits need " +
+                                                     std::to_string(packed_bytes(count, width)));
+}
+}  // namespace detail
+
 /// Packs codes[i] (each < 2^width) into out, which must hold exactly packed_bytes(codes.size(), width).
 /// Throws octopus::error for a width outside 1..32, a wrong buffer size, or a code that does not fit.
 inline void pack_codes(std::span<const std::uint32_t> codes, unsigned width, std::span<std::uint8_t> out) {
-    detail::require(width >= 1 && width <= 32, "pack_codes: width " + std::to_string(width) + " is outside 1..32");
-    detail::require(out.size() == packed_bytes(codes.size(), width),
-                    "pack_codes: output has " + std::to_string(out.size()) + " bytes, " +
-                        std::to_string(codes.size()) + " codes of " + std::to_string(width) + " bits need " +
-                        std::to_string(packed_bytes(codes.size(), width)));
+    detail::check_packing(width, codes.size(), out.size(), "pack_codes: output");
     const std::uint64_t limit = std::uint64_t{1} << width;
     for (std::size_t i = 0; i < codes.size(); ++i)
         if (codes[i] >= limit)
@@ -110,11 +118,7 @@ inline void pack_codes(std::span<const std::uint32_t> codes, unsigned width, std
 
 /// Unpacks codes.size() fields of `width` bits from in (exactly packed_bytes(codes.size(), width)).
 inline void unpack_codes(std::span<const std::uint8_t> in, unsigned width, std::span<std::uint32_t> codes) {
-    detail::require(width >= 1 && width <= 32, "unpack_codes: width " + std::to_string(width) + " is outside 1..32");
-    detail::require(in.size() == packed_bytes(codes.size(), width),
-                    "unpack_codes: input has " + std::to_string(in.size()) + " bytes, " +
-                        std::to_string(codes.size()) + " codes of " + std::to_string(width) + " bits need " +
-                        std::to_string(packed_bytes(codes.size(), width)));
+    detail::check_packing(width, codes.size(), in.size(), "unpack_codes: input");
     BitReader reader(in.data());
     for (std::uint32_t& code : codes) code = reader.get(width);
 }

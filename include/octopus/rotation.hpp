@@ -17,42 +17,12 @@
 #include <string>
 #include <vector>
 
+#include "octopus/contract.hpp"
 #include "octopus/detail/hadamard.hpp"
 #include "octopus/detail/prng.hpp"
 #include "octopus/error.hpp"
 
 namespace octopus {
-
-/// Largest head dim the library accepts; fixed scratch buffers of this size live on the stack.
-inline constexpr std::size_t kMaxDim = 1024;
-/// Sign-and-Hadamard rounds of the rotation (see the header comment for why three).
-inline constexpr std::size_t kRotationRounds = 3;
-
-namespace detail {
-/// (m, p) with d = m·p, p a power of two ≥ 4 and m ∈ {1, 12, 20, 28}; {0, 0} when d has no such form.
-constexpr std::array<std::size_t, 2> hadamard_factors(std::size_t d) {
-    for (std::size_t m : {std::size_t{1}, std::size_t{12}, std::size_t{20}, std::size_t{28}}) {
-        if (d % m != 0) continue;
-        const std::size_t p = d / m;
-        if (p >= 4 && (p & (p - 1)) == 0) return {m, p};
-    }
-    return {0, 0};
-}
-}  // namespace detail
-
-/// Whether the library supports head dim `dim`: 32 ≤ d ≤ 1024 and d = m·2^k with m ∈ {1, 12, 20, 28},
-/// which covers 64, 80, 96, 112, 128, 160, 192 and 256.
-constexpr bool is_supported_dim(std::size_t dim) {
-    return dim >= 32 && dim <= kMaxDim && detail::hadamard_factors(dim)[0] != 0;
-}
-
-/// Throws octopus::error unless `dim` is supported, saying why.
-inline void check_dim(std::size_t dim) {
-    detail::require(is_supported_dim(dim),
-                    "head dim " + std::to_string(dim) +
-                        " is not supported: octopus needs 32 <= d <= 1024 with d = m*2^k, m in {1, 12, 20, 28} "
-                        "(so that an exact Hadamard matrix of order d exists), e.g. 64, 80, 96, 112, 128, 160, 192, 256");
-}
 
 /// A seeded randomized Hadamard rotation of R^dim. A value: build once, share read-only.
 class Rotation {
@@ -60,7 +30,7 @@ public:
     /// Throws octopus::error for an unsupported dim.
     Rotation(std::size_t dim, std::uint64_t seed) : dim_(dim), seed_(seed) {
         check_dim(dim);
-        const auto [m, p] = detail::hadamard_factors(dim);
+        const auto [m, p] = detail::hadamard_factors(dim);  // rows, row length
         rows_ = m;
         row_length_ = p;
         small_ = detail::small_hadamard_for(m);
@@ -79,7 +49,7 @@ public:
         // H is applied unnormalized; the total scale d^(−rounds/2) rides on the first round's signs,
         // which both directions multiply by exactly once.
         const float scale = static_cast<float>(std::pow(static_cast<double>(dim), -0.5 * kRotationRounds));
-        for (std::size_t round = 0; round < kRotationRounds; ++round) {
+        for (int round = 0; round < kRotationRounds; ++round) {
             detail::SplitMix64 rng(detail::derive_seed(seed, round));
             std::uint64_t bits = 0;
             for (std::size_t i = 0; i < dim; ++i) {
@@ -101,12 +71,12 @@ public:
 #if defined(__AVX2__)
         // Powers of two up to 256: each round in registers (detail/walsh_hadamard_avx2.hpp).
         if (rows_ == 1 && signed_round_ != nullptr) {
-            for (std::size_t round = 0; round < kRotationRounds; ++round) signed_round_(x, signs_.data() + round * dim_);
+            for (int round = 0; round < kRotationRounds; ++round) signed_round_(x, signs_.data() + round * dim_);
             return;
         }
 #endif
         std::array<float, kMaxDim> scratch;
-        for (std::size_t round = 0; round < kRotationRounds; ++round) {
+        for (int round = 0; round < kRotationRounds; ++round) {
             const float* s = signs_.data() + round * dim_;
             for (std::size_t i = 0; i < dim_; ++i) x[i] *= s[i];
             detail::kronecker_hadamard(x, rows_, row_length_, small_, false, scratch.data());
@@ -116,7 +86,7 @@ public:
     /// x ← Rᵀ x = R⁻¹ x in place.
     void apply_inverse(float* x) const {
         std::array<float, kMaxDim> scratch;
-        for (std::size_t round = kRotationRounds; round-- > 0;) {
+        for (int round = kRotationRounds; round-- > 0;) {
             detail::kronecker_hadamard(x, rows_, row_length_, small_, true, scratch.data());
             const float* s = signs_.data() + round * dim_;
             for (std::size_t i = 0; i < dim_; ++i) x[i] *= s[i];

@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "octopus/contract.hpp"
 #include "octopus/detail/memo.hpp"
 #include "octopus/direction_grid.hpp"
 #include "octopus/error.hpp"
@@ -39,10 +40,6 @@
 #include "octopus/marginals.hpp"
 
 namespace octopus {
-
-/// Bits per triplet the triplet codebooks accept: 3 (b = 1) to 12 (b = 4), any whole number between.
-inline constexpr unsigned kMinTripletBits = 3;
-inline constexpr unsigned kMaxTripletBits = 12;
 
 /// Rings of the triplet norm and a direction grid per ring. Code c of ring k (first_code[k] ≤ c <
 /// first_code[k+1]) is cell c − first_code[k] of grids[k] and decodes to radius[k] · grids[k]->points[·].
@@ -141,7 +138,7 @@ inline TripletCodebook assemble(unsigned bits, std::vector<double> thresholds, s
 inline void check_triplet_bits(unsigned bits) {
     require(bits >= kMinTripletBits && bits <= kMaxTripletBits,
             "bits per triplet " + std::to_string(bits) + " is outside " + std::to_string(kMinTripletBits) + ".." +
-                std::to_string(kMaxTripletBits) + " (1 to 4 bits per coordinate)");
+                std::to_string(kMaxTripletBits) + " (1 to 4 bits per coordinate, contract.hpp)");
 }
 
 inline std::shared_ptr<const DirectionGrid> cached_product_grid(std::size_t n_u, std::size_t n_v) {

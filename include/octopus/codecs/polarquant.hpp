@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "octopus/codec.hpp"
+#include "octopus/rotated_codec.hpp"
 #include "octopus/detail/scalar_quantizer.hpp"
 #include "octopus/lloyd_max.hpp"
 #include "octopus/marginals.hpp"
@@ -29,17 +30,15 @@
 
 namespace octopus {
 
-class PolarQuant : public CodecInterface<PolarQuant> {
+class PolarQuant : public CodecInterface<PolarQuant>, public RotatedCodec {
 public:
     static constexpr const char* name() { return "polarquant"; }
     static constexpr std::size_t kLevels = 4;
     static constexpr std::size_t kBlock = 16;  // 2^kLevels coordinates share one radius
 
     /// Throws octopus::error for an unsupported dim or bits not in {1, 2, 3, 4}.
-    explicit PolarQuant(const CodecSpec& spec) : rotation_(spec.dim, spec.seed), norm_format_(spec.norm) {
-        detail::require(spec.bits == 1.0 || spec.bits == 2.0 || spec.bits == 3.0 || spec.bits == 4.0,
-                        "polarquant: bits " + std::to_string(spec.bits) + " is not one of 1, 2, 3, 4");
-        const auto b = static_cast<unsigned>(spec.bits);
+    explicit PolarQuant(const CodecSpec& spec) : RotatedCodec(spec) {
+        const unsigned b = detail::whole_bits(spec.bits, name());
         level_bits_ = {b, (b + 1) / 2, (b + 1) / 2, (b + 1) / 2};
         for (std::size_t level = 0; level < kLevels; ++level) {
             const std::size_t count = std::size_t{1} << level_bits_[level];
@@ -57,7 +56,6 @@ public:
         code_bytes_ = (code_bits_ + 7) / 8;
     }
 
-    std::size_t dim() const { return rotation_.dim(); }
     std::size_t bytes_per_vector() const { return code_bytes_ + blocks_ * detail::norm_bytes(norm_format_); }
     /// Bits of each level's angles, level 1 first.
     const std::array<unsigned, kLevels>& level_bits() const { return level_bits_; }
@@ -94,12 +92,6 @@ public:
         BitReader reader(in);
         for (std::size_t block = 0; block < blocks_; ++block) reconstruct_block(reader, in, block, out + block * kBlock);
         rotation_.apply_inverse(out);
-    }
-
-    /// The query, rotated.
-    void prepare_query(const float* q, float* prepared) const {
-        std::memcpy(prepared, q, dim() * sizeof(float));
-        rotation_.apply(prepared);
     }
 
     float score_vector(const float* q, const std::uint8_t* in) const {
@@ -156,12 +148,10 @@ private:
         std::memcpy(out, r.data(), sizeof(r));
     }
 
-    Rotation rotation_;
-    NormFormat norm_format_;
     std::array<unsigned, kLevels> level_bits_{};
     std::array<detail::ScalarQuantizer, kLevels> quantizers_;
     std::array<std::vector<float>, kLevels> cosines_, sines_;
-    std::size_t blocks_ = 0, code_bits_ = 0, code_bytes_ = 0;
+    std::size_t blocks_ = 0, code_bits_ = 0;
 };
 
 }  // namespace octopus

@@ -26,9 +26,7 @@ public:
     /// Throws octopus::error for an unsupported dim or bits not in {1, 2, 3, 4}.
     explicit Qjl(const CodecSpec& spec) : dim_(spec.dim), norm_format_(spec.norm) {
         check_dim(spec.dim);
-        detail::require(spec.bits == 1.0 || spec.bits == 2.0 || spec.bits == 3.0 || spec.bits == 4.0,
-                        "qjl: bits " + std::to_string(spec.bits) + " is not one of 1, 2, 3, 4 (sketch rows = bits * d)");
-        rows_ = static_cast<std::size_t>(spec.bits) * spec.dim;
+        rows_ = detail::whole_bits(spec.bits, name()) * spec.dim;  // sketch rows = bits · d
         sketch_ = detail::gaussian_sketch(rows_, spec.dim, detail::derive_seed(spec.seed, 0x51));
     }
 

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "octopus/codec.hpp"
+#include "octopus/rotated_codec.hpp"
 #include "octopus/detail/gaussian_sketch.hpp"
 #include "octopus/detail/scalar_quantizer.hpp"
 #include "octopus/lloyd_max.hpp"
@@ -29,9 +30,7 @@ public:
 
     /// Throws octopus::error for an unsupported dim or bits not in {1, 2, 3, 4}.
     explicit TurboQuantProd(const CodecSpec& spec) : rotation_(spec.dim, spec.seed), norm_format_(spec.norm) {
-        detail::require(spec.bits == 1.0 || spec.bits == 2.0 || spec.bits == 3.0 || spec.bits == 4.0,
-                        "turboquant-prod: bits " + std::to_string(spec.bits) + " is not one of 1, 2, 3, 4");
-        mse_bits_ = static_cast<unsigned>(spec.bits) - 1;
+        mse_bits_ = detail::whole_bits(spec.bits, name()) - 1;
         if (mse_bits_ > 0) quantizer_ = detail::ScalarQuantizer(*coordinate_codebook(spec.dim, std::size_t{1} << mse_bits_));
         sketch_ = detail::gaussian_sketch(spec.dim, spec.dim, detail::derive_seed(spec.seed, 0x9d));
         code_bytes_ = spec.dim * mse_bits_ / 8;

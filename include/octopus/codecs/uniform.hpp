@@ -16,7 +16,6 @@
 
 #include "octopus/codec.hpp"
 #include "octopus/packing.hpp"
-#include "octopus/rotation.hpp"
 
 namespace octopus {
 
@@ -24,13 +23,13 @@ class Uniform : public CodecInterface<Uniform> {
 public:
     static constexpr const char* name() { return "uniform"; }
     static constexpr std::size_t kGroup = 32;
+    /// Widest code: b = 1..kMaxBits bits per coordinate.
+    static constexpr unsigned kMaxBits = 8;
 
     /// Throws octopus::error for an unsupported dim or bits not a whole number in 1..8.
     explicit Uniform(const CodecSpec& spec) : dim_(spec.dim) {
         check_dim(spec.dim);
-        detail::require(spec.bits >= 1.0 && spec.bits <= 8.0 && spec.bits == std::floor(spec.bits),
-                        "uniform: bits " + std::to_string(spec.bits) + " is not a whole number in 1..8");
-        bits_ = static_cast<unsigned>(spec.bits);
+        bits_ = detail::whole_bits(spec.bits, name(), kMaxBits);
         groups_ = (dim_ + kGroup - 1) / kGroup;
         code_bytes_ = packed_bytes(dim_, bits_);
     }

@@ -20,7 +20,7 @@ class BucketedSearch {
 public:
     BucketedSearch() = default;
 
-    /// Index `tables` sorted threshold lists (ranges of `thresholds` given by `begin`/`count`) with
+    /// Indexes each of `tables` (sorted threshold lists, searched by their index in `tables`) with
     /// `buckets` buckets over [lo, hi]; values outside fall in the end buckets.
     BucketedSearch(const std::vector<std::vector<float>>& tables, float lo, float hi, std::uint32_t buckets)
         : lo_(lo), scale_(static_cast<float>(buckets) / (hi - lo)), buckets_(buckets) {

@@ -8,6 +8,8 @@
 #include <limits>
 #include <vector>
 
+#include "octopus/detail/host_device.hpp"
+
 namespace octopus::detail {
 
 /// k with 2^k − 1 ≥ count.
@@ -23,11 +25,18 @@ inline void append_padded(std::vector<float>& table, const float* values, std::s
     for (std::size_t i = 0; i < size; ++i) table.push_back(i < count ? values[i] : std::numeric_limits<float>::infinity());
 }
 
-inline std::uint32_t padded_search(const float* table, unsigned steps, float x) {
+/// How many of table[0 .. 2^steps − 1) are ≤ x. The CPU's encoders and the GPU's encode kernel both
+/// call this (contract.hpp); on the GPU the table is read through the read-only cache.
+OCTOPUS_HOST_DEVICE inline std::uint32_t padded_search(const float* table, unsigned steps, float x) {
     std::uint32_t count = 0;
     for (unsigned s = steps; s-- > 0;) {
         const std::uint32_t step = std::uint32_t{1} << s;
-        count += table[count + step - 1] <= x ? step : 0;
+#if defined(__CUDA_ARCH__)
+        const float threshold = __ldg(table + count + step - 1);
+#else
+        const float threshold = table[count + step - 1];
+#endif
+        count += threshold <= x ? step : 0;
     }
     return count;
 }

@@ -6,8 +6,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "octopus/lloyd_max.hpp"
-
 namespace octopus::detail {
 
 /// x rounded to the nearest IEEE binary16 value (ties to even), as a float.
@@ -18,7 +16,9 @@ struct ScalarQuantizer {
     std::vector<float> thresholds;
 
     ScalarQuantizer() = default;
-    explicit ScalarQuantizer(const Codebook& book)
+    /// From any codebook with `levels` and `thresholds` (lloyd_max.hpp's Codebook).
+    template <class Book>
+    explicit ScalarQuantizer(const Book& book)
         : levels(book.levels.begin(), book.levels.end()), thresholds(book.thresholds.begin(), book.thresholds.end()) {}
 
     /// Rounds the levels to the nearest IEEE half (returns *this): the reconstruction values of the

@@ -30,13 +30,13 @@ enum class Scheme : int { turboquant = 0, octopus = 1 };
 struct CodecView {
     Scheme scheme = Scheme::turboquant;
     int dim = 0;
-    int bits = 0;           // bits per code: b for TurboQuant, B = 3b per triplet for OCTOPUS
+    int code_bits = 0;      // bits of one code: a coordinate's for TurboQuant (b), a triplet's for OCTOPUS (B = 3b)
     int leftover_bits = 0;  // OCTOPUS: bits of each of the d mod 3 leftover codes
     int triplets = 0;       // OCTOPUS: ⌊d/3⌋
     int code_bytes = 0;     // codes and padding before the norm
     int record_bytes = 0;   // code_bytes + the norm
     bool norm_fp16 = false;
-    const float* signs = nullptr;              // 3·dim: the rotation's rounds, round 0 scaled
+    const float* signs = nullptr;              // kRotationRounds·dim: the rotation's rounds, round 0 scaled
     const float* scalar_thresholds = nullptr;  // TurboQuant's codebook, or OCTOPUS's leftover codebook
     int scalar_threshold_count = 0;
     const __half* scalar_levels = nullptr;     // each level as a half
@@ -57,7 +57,7 @@ public:
     /// Copies a TurboQuant codec's rotation and codebook to the current device.
     explicit DeviceCodec(const TurboQuant& codec) {
         view_.scheme = Scheme::turboquant;
-        view_.bits = static_cast<int>(codec.bits());
+        view_.code_bits = static_cast<int>(codec.bits());
         Builder b;
         const Shared shared = add_shared(b, codec, codec.thresholds(), codec.levels(), "turboquant level");
         std::vector<std::uint32_t> pairs;
@@ -74,7 +74,7 @@ public:
     explicit DeviceCodec(const TripletCodec<Design>& codec) {
         const octopus::detail::TripletTables& t = codec.tables();
         view_.scheme = Scheme::octopus;
-        view_.bits = static_cast<int>(codec.bits_per_triplet());
+        view_.code_bits = static_cast<int>(codec.bits_per_triplet());
         view_.leftover_bits = static_cast<int>(codec.leftover_bits());
         view_.triplets = static_cast<int>(codec.dim() / 3);
         view_.ring_steps = static_cast<int>(t.ring_steps);

@@ -17,6 +17,7 @@
 #include <string>
 #include <type_traits>
 
+#include "octopus/contract.hpp"
 #include "octopus/cuda/device_codec.cuh"
 #include "octopus/cuda/error.cuh"
 #include "octopus/cuda/preconditioning.cuh"
@@ -46,42 +47,22 @@ __device__ inline float to_float(float x) { return x; }
 __device__ inline float to_float(__half x) { return __half2float(x); }
 __device__ inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 
-/// How many of table[0 .. 2^steps − 1) (sorted, +∞ padded) are ≤ x: padded_search, step for step.
-__device__ inline std::uint32_t padded_search(const float* table, int steps, float x) {
-    std::uint32_t count = 0;
-    for (int s = steps - 1; s >= 0; --s) {
-        const std::uint32_t step = 1u << s;
-        if (__ldg(table + count + step - 1) <= x) count += step;
-    }
-    return count;
-}
-
 __device__ inline std::uint32_t scalar_code(const CodecView& c, float y) {
     std::uint32_t code = 0;
     for (int k = 0; k < c.scalar_threshold_count; ++k) code += y >= __ldg(c.scalar_thresholds + k) ? 1u : 0u;
     return code;
 }
 
-/// TripletTables::encode on the GPU.
+/// TripletTables::encode on the GPU, through the same shared functions (contract.hpp).
 __device__ inline std::uint32_t triplet_code(const CodecView& c, float x, float y, float z) {
-    const float r = __fsqrt_rn(__fadd_rn(__fadd_rn(__fmul_rn(x, x), __fmul_rn(y, y)), __fmul_rn(z, z)));
-    const std::uint32_t ring = padded_search(c.ring_table, c.ring_steps, r);
-    float u = 0.0f, v = 0.0f;
-    const float l1 = __fadd_rn(__fadd_rn(fabsf(x), fabsf(y)), fabsf(z));
-    if (l1 > 0.0f) {
-        const float px = __fdiv_rn(x, l1), py = __fdiv_rn(y, l1);
-        if (z >= 0.0f) {
-            u = px;
-            v = py;
-        } else {
-            u = __fmul_rn(__fsub_rn(1.0f, fabsf(py)), px < 0.0f ? -1.0f : 1.0f);
-            v = __fmul_rn(__fsub_rn(1.0f, fabsf(px)), py < 0.0f ? -1.0f : 1.0f);
-        }
-    }
+    using octopus::detail::padded_search;
+    const float r = octopus::detail::triplet_norm(x, y, z);
+    const std::uint32_t ring = padded_search(c.ring_table, static_cast<unsigned>(c.ring_steps), r);
+    const SquarePoint<float> s = octopus::octahedral_encode(x, y, z);
     const int row_size = (1 << c.row_steps) - 1, column_size = (1 << c.column_steps) - 1;
-    const std::uint32_t row = padded_search(c.row_table + ring * row_size, c.row_steps, u);
+    const std::uint32_t row = padded_search(c.row_table + ring * row_size, static_cast<unsigned>(c.row_steps), s.u);
     const std::uint32_t slot = ring * static_cast<std::uint32_t>(c.rows_per_ring) + row;
-    return __ldg(c.row_base + slot) + padded_search(c.column_table + slot * column_size, c.column_steps, v);
+    return __ldg(c.row_base + slot) + padded_search(c.column_table + slot * column_size, static_cast<unsigned>(c.column_steps), s.v);
 }
 
 /// One set of vectors a launch encodes: `x` into `target` with codec `c`, each vector first mapped
@@ -131,18 +112,18 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Cach
         return;
     }
     __syncwarp();
-    // vector_norm: partial k sums x_i² over i ≡ k (mod 8) in order; then ((0+1)+(2+3))+((4+5)+(6+7)).
+    // vector_norm: partial k sums x_i² over i ≡ k (mod 8) in order (lane k), combined in the CPU's tree.
     double partial = 0.0;
     if (lane < 8)
         for (int i = lane; i < D; i += 8) {
             const double xi = rotated[warp][i];
             partial = __dadd_rn(partial, __dmul_rn(xi, xi));
         }
-    partial = __dadd_rn(partial, __shfl_xor_sync(kFullMask, partial, 1));
-    partial = __dadd_rn(partial, __shfl_xor_sync(kFullMask, partial, 2));
-    partial = __dadd_rn(partial, __shfl_xor_sync(kFullMask, partial, 4));
-    const float norm = __double2float_rn(__dsqrt_rn(__shfl_sync(kFullMask, partial, 0)));
-    if (c.norm_fp16 && !(norm <= 65504.0f)) {  // check_norm_fits: refuse, never clamp
+    double partials[8];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) partials[k] = __shfl_sync(kFullMask, partial, k);
+    const float norm = __double2float_rn(__dsqrt_rn(octopus::detail::combine_norm_partials(partials)));
+    if (!octopus::norm_fits(norm, c.norm_fp16)) {  // check_norm_fits: refuse, never clamp
         if (lane == 0 && rejected != nullptr) atomicAdd(rejected, 1u);
         return;
     }
@@ -162,11 +143,11 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Cach
     };
     const float* y = rotated[warp];
     if (c.scheme == Scheme::turboquant) {
-        for (int i = lane; i < D; i += 32) put(scalar_code(c, y[i]), i * c.bits);
+        for (int i = lane; i < D; i += 32) put(scalar_code(c, y[i]), i * c.code_bits);
     } else {
-        for (int m = lane; m < c.triplets; m += 32) put(triplet_code(c, y[3 * m], y[3 * m + 1], y[3 * m + 2]), m * c.bits);
+        for (int m = lane; m < c.triplets; m += 32) put(triplet_code(c, y[3 * m], y[3 * m + 1], y[3 * m + 2]), m * c.code_bits);
         for (int j = 3 * c.triplets + lane; j < D; j += 32)
-            put(scalar_code(c, y[j]), c.triplets * c.bits + (j - 3 * c.triplets) * c.leftover_bits);
+            put(scalar_code(c, y[j]), c.triplets * c.code_bits + (j - 3 * c.triplets) * c.leftover_bits);
     }
     __syncwarp();
 
@@ -196,19 +177,17 @@ void launch_encode(const EncodeJob<T>& first, const EncodeJob<T>& second, int jo
         std::max(first.target.batch * first.target.heads, jobs > 1 ? second.target.batch * second.target.heads : 0);
     const dim3 grid(static_cast<unsigned>((vectors + kEncodeWarps - 1) / kEncodeWarps), static_cast<unsigned>(jobs));
     const dim3 block(32 * kEncodeWarps);
-    switch (first.c.dim) {
-        case 64: encode_kernel<64, T><<<grid, block, 0, stream>>>(first, second, rejected); break;
-        case 128: encode_kernel<128, T><<<grid, block, 0, stream>>>(first, second, rejected); break;
-        case 256: encode_kernel<256, T><<<grid, block, 0, stream>>>(first, second, rejected); break;
-        default: break;
-    }
+    octopus::for_each_gpu_head_dim([&]<int D>() {
+        if (first.c.dim == D) encode_kernel<D, T><<<grid, block, 0, stream>>>(first, second, rejected);
+    });
     OCTOPUS_CUDA_CHECK(cudaGetLastError());
 }
 
 inline void check_encode_arguments(const DeviceCodec& codec, const void* x, const CacheTarget& target) {
     using octopus::detail::require;
-    require(codec.dim() == 64 || codec.dim() == 128 || codec.dim() == 256,
-            "octopus::cuda::encode: head dim " + std::to_string(codec.dim()) + " is not one of the GPU's 64, 128, 256");
+    require(octopus::is_gpu_head_dim(static_cast<std::size_t>(codec.dim())),
+            "octopus::cuda::encode: head dim " + std::to_string(codec.dim()) + " is not one of the GPU's " +
+                octopus::gpu_head_dims_text());
     require(x != nullptr && target.cache != nullptr, "octopus::cuda::encode: null input or cache pointer");
     require(target.batch >= 1 && target.heads >= 1 && target.capacity >= 1,
             "octopus::cuda::encode: batch, heads and capacity must be ≥ 1 (got " + std::to_string(target.batch) + ", " +

@@ -251,7 +251,7 @@ inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* 
         kernel<<<grid, 32 * W, smem, stream>>>(c, q, cache, shape, tokens_per_block, stages, preconditioning, out);
         OCTOPUS_CUDA_CHECK(cudaGetLastError());
     });
-    octopus::detail::require(found, "octopus::cuda::scores: no GPU kernel for this codec (dims 64, 128, 256; TurboQuant "
+    octopus::detail::require(found, "octopus::cuda::scores: no GPU kernel for this codec (dims " + octopus::gpu_head_dims_text() + "; TurboQuant "
                                     "at 2, 3, 4 bits; OCTOPUS at 2 to 4 bits in thirds)");
 }
 

@@ -8,7 +8,11 @@
 
 #include <cuda_runtime.h>
 
+#include "octopus/contract.hpp"
+
 namespace octopus::cuda::detail {
+
+using octopus::kRotationRounds;
 
 inline constexpr unsigned kFullMask = 0xffffffffu;
 
@@ -34,13 +38,13 @@ __device__ inline void warp_walsh_hadamard(float (&v)[E]) {
         }
 }
 
-/// x ← R x with R's signs (3·d floats, see Rotation::signs).
+/// x ← R x with R's signs (kRotationRounds·d floats, see Rotation::signs).
 template <int E>
 __device__ inline void warp_rotate(float (&v)[E], const float* signs) {
     constexpr int d = 32 * E;
     const int base = static_cast<int>(threadIdx.x % 32) * E;
 #pragma unroll
-    for (int round = 0; round < 3; ++round) {
+    for (int round = 0; round < kRotationRounds; ++round) {
 #pragma unroll
         for (int j = 0; j < E; ++j) v[j] = __fmul_rn(v[j], __ldg(signs + round * d + base + j));
         warp_walsh_hadamard(v);
@@ -53,7 +57,7 @@ __device__ inline void warp_inverse_rotate(float (&v)[E], const float* signs) {
     constexpr int d = 32 * E;
     const int base = static_cast<int>(threadIdx.x % 32) * E;
 #pragma unroll
-    for (int round = 2; round >= 0; --round) {
+    for (int round = kRotationRounds - 1; round >= 0; --round) {
         warp_walsh_hadamard(v);
 #pragma unroll
         for (int j = 0; j < E; ++j) v[j] = __fmul_rn(v[j], __ldg(signs + round * d + base + j));
