@@ -5,7 +5,8 @@
 // (detail/padded_search.hpp). The CPU's encoders and the GPU's encode kernel call these same
 // functions, so the two cannot drift; the CUDA tests check that they still agree byte for byte.
 //
-// Everything here compiles as plain C++ and, under nvcc, as __host__ __device__ code.
+// The functions marked OCTOPUS_HOST_DEVICE compile for the host and, under nvcc, for the device too;
+// the checks that throw are host code.
 #pragma once
 
 #include <cmath>
