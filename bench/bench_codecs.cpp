@@ -1,6 +1,9 @@
-// CPU throughput of every codec, the rotation, and scoring from codes, with the baselines that give
-// them meaning measured in the same binary: memcpy for the rotation, Eigen fp32 and fp16 matrix–
-// vector products for scoring. Compare as ratios within one run (the machine is shared and noisy):
+// CPU throughput of every codec, the rotation, scoring from codes and decode attention, with the
+// baselines that give them meaning measured in the same binary: memcpy for the rotation; for scoring
+// and attention the fp16 cache a CPU engine runs (F16C conversion + FMA, fp16_baselines.hpp), one
+// thread and all threads; Eigen fp32 and fp16 products as reference points (Eigen's half arithmetic
+// is scalar emulation, a baseline no engine uses). Compare as ratios within one run (the machine is
+// shared and noisy):
 //   build/bench/octopus-bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
@@ -9,7 +12,10 @@
 
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "fp16_baselines.hpp"
 
 namespace {
 
@@ -102,6 +108,72 @@ void eigen_score_benchmark(benchmark::State& state, std::size_t d, std::size_t k
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * keys * d * sizeof(Scalar)));
 }
 
+/// n×d uniform unit rows as fp16 bits, filled in batches.
+std::vector<std::uint16_t> fp16_rows(std::size_t n, std::size_t d, std::uint64_t seed) {
+    std::vector<std::uint16_t> rows(n * d);
+    for (std::size_t start = 0; start < n; start += kBatch) {
+        const std::size_t count = std::min(kBatch, n - start);
+        const auto batch = octopus::uniform_unit_vectors(count, d, seed + start);
+        for (std::size_t i = 0; i < count * d; ++i) rows[start * d + i] = octopus::bench::to_half_bits(batch[i]);
+    }
+    return rows;
+}
+
+/// The F16C + FMA fp16 dot over `keys` keys: what an engine's fp16 cache costs to score.
+void fp16_score_benchmark(benchmark::State& state, std::size_t d, std::size_t keys) {
+    const auto k = fp16_rows(keys, d, 7);
+    const auto query = octopus::uniform_unit_vectors(1, d, 3);
+    std::vector<float> scores(keys);
+    for (auto _ : state) {
+        octopus::bench::fp16_scores(query.data(), k.data(), keys, d, scores.data());
+        benchmark::DoNotOptimize(scores.data());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * keys));
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * keys * d * 2));
+}
+
+/// Decode attention of G = 4 query heads over one KV head of `tokens` fp16 keys and values, on `threads`
+/// threads: the attention baseline of a CPU engine.
+void fp16_attention_benchmark(benchmark::State& state, std::size_t d, std::size_t tokens, int threads) {
+    constexpr std::size_t kHeads = 4;
+    const auto k = fp16_rows(tokens, d, 11), v = fp16_rows(tokens, d, 12);
+    auto q = octopus::uniform_unit_vectors(kHeads, d, 13);
+    for (float& x : q) x *= 8.0f;  // logits of a few units
+    octopus::bench::AttentionScratch scratch(kHeads, tokens, threads);
+    std::vector<float> out(kHeads * d);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    for (auto _ : state) {
+        octopus::bench::fp16_attention(q.data(), kHeads, k.data(), v.data(), tokens, d, scale, threads, scratch, out.data());
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * tokens));
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * tokens * d * 4));
+}
+
+/// The library's attention over codes today (HeadCodec::attend: scores from codes, values decoded), G = 4.
+void codes_attention_benchmark(benchmark::State& state, const octopus::Codec& codec, std::size_t tokens) {
+    constexpr std::size_t kHeads = 4;
+    const std::size_t d = codec.dim(), bytes = codec.bytes_per_vector();
+    std::vector<std::uint8_t> keys(tokens * bytes), values(tokens * bytes);
+    for (std::size_t start = 0; start < tokens; start += kBatch) {
+        const std::size_t n = std::min(kBatch, tokens - start);
+        codec.encode(std::span<const float>(octopus::uniform_unit_vectors(n, d, start + 11)),
+                     std::span<std::uint8_t>(keys.data() + start * bytes, n * bytes));
+        codec.encode(std::span<const float>(octopus::uniform_unit_vectors(n, d, start + 12)),
+                     std::span<std::uint8_t>(values.data() + start * bytes, n * bytes));
+    }
+    auto q = octopus::uniform_unit_vectors(kHeads, d, 13);
+    for (float& x : q) x *= 8.0f;
+    const octopus::HeadCodec head(codec, codec);
+    std::vector<float> out(kHeads * d);
+    for (auto _ : state) {
+        head.attend(q, keys, values, 1.0f / std::sqrt(static_cast<float>(d)), out);
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * tokens));
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * tokens * 2 * bytes));
+}
+
 void register_all() {
     const char* all[] = {"turboquant", "octopus", "octopus-paper", "polarquant", "turboquant-prod", "qjl", "uniform"};
     for (const char* name : all)
@@ -122,8 +194,25 @@ void register_all() {
         for (const char* name : {"turboquant", "octopus"})
             benchmark::RegisterBenchmark(("score/" + std::string(name) + "/d128/b3" + n).c_str(), score_benchmark,
                                          octopus::make_codec(name, {128, 3, 1}), keys);
+        benchmark::RegisterBenchmark(("score/fp16-f16c/d128" + n).c_str(), fp16_score_benchmark, 128, keys);
         benchmark::RegisterBenchmark(("score/eigen-fp32/d128" + n).c_str(), eigen_score_benchmark<float>, 128, keys);
         benchmark::RegisterBenchmark(("score/eigen-fp16/d128" + n).c_str(), eigen_score_benchmark<Eigen::half>, 128, keys);
+    }
+    // Decode attention, G = 4 query heads over one KV head, d = 128: 4k tokens (2 MB of fp16 keys and
+    // values, in cache) and 256k tokens (128 MB, four times a 32 MB last-level cache).
+    const int all_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    for (std::size_t tokens : {4096u, 262144u}) {
+        const std::string n = "/tokens" + std::to_string(tokens);
+        benchmark::RegisterBenchmark(("attention/fp16-f16c/d128/G4/threads1" + n).c_str(), fp16_attention_benchmark, 128, tokens, 1)
+            ->UseRealTime();
+        if (all_threads > 1)
+            benchmark::RegisterBenchmark(("attention/fp16-f16c/d128/G4/threads" + std::to_string(all_threads) + n).c_str(),
+                                         fp16_attention_benchmark, 128, tokens, all_threads)
+                ->UseRealTime();
+        for (const char* name : {"turboquant", "octopus"})
+            benchmark::RegisterBenchmark(("attention/" + std::string(name) + "-attend/d128/b3/G4/threads1" + n).c_str(),
+                                         codes_attention_benchmark, octopus::make_codec(name, {128, 3, 1}), tokens)
+                ->UseRealTime();
     }
 }
 
