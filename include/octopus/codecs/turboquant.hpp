@@ -44,11 +44,10 @@ public:
 
     void encode_vector(const float* x, std::uint8_t* out) const {
         std::array<float, kMaxDim> y;
-        const float norm = normalize_and_rotate(x, y.data());
-        const std::size_t d = dim();
         std::array<std::uint32_t, kMaxDim> codes;
-        quantizer_.cells(y.data(), d, codes.data());
-        pack_codes_unchecked(codes.data(), d, bits_, out);
+        const float norm = normalize_and_rotate(x, y.data());
+        quantizer_.cells(y.data(), dim(), codes.data());
+        pack_codes_unchecked(codes.data(), dim(), bits_, out);
         detail::store_norm(norm, norm_format_, out + code_bytes_);
     }
 

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "octopus/cuda/device_codec.cuh"
+
 namespace octopus::cuda::detail {
 
 /// lo and hi rounded to fp16 and packed in one word (one instruction).
@@ -117,6 +119,26 @@ struct CopiedTable {
     /// The 32-bit word at byte `offset` (a multiple of 4) inside an entry.
     __device__ std::uint32_t word_at(std::uint32_t offset) const {
         return *reinterpret_cast<const std::uint32_t*>(reinterpret_cast<const unsigned char*>(data) + offset);
+    }
+};
+
+/// The shared-memory side of a fragments type whose tables are one CopiedTable `Table`: `Tables`
+/// holds it as `table`, and a block's threads fetch their share of it from the codec
+/// (Derived::table_entry(c, i), entry i as the table stores it) and store it.
+template <class Derived, class Table>
+struct OneTable {
+    struct Tables {
+        Table table;
+    };
+    template <int Threads>
+    using TableShare = typename Table::template Share<Threads>;
+    template <int Threads>
+    __device__ static TableShare<Threads> fetch(const CodecView& c, int thread) {
+        return Table::template fetch<Threads>([&](int i) { return Derived::table_entry(c, i); }, thread);
+    }
+    template <int Threads>
+    __device__ static void store(Tables& s, const TableShare<Threads>& share, int thread) {
+        s.table.store(share, thread);
     }
 };
 

@@ -15,6 +15,12 @@
 
 namespace octopus::cuda::detail {
 
+/// OCTOPUS's table at B bits per triplet: the 2^B points, then the leftover levels as (level, 0 | 0, 0),
+/// as many copies as fit Budget.
+template <int B, int Budget>
+using OctopusPointTable = CopiedTable<uint2, (1 << B) + (1 << octopus::leftover_bits(B)),
+                                      table_copies(8 * ((1 << B) + (1 << octopus::leftover_bits(B))), 16, Budget)>;
+
 /// OCTOPUS at B bits per triplet: a lane's slots are whole triplets first (kKeyTriplets or
 /// kValueTriplets of them, consecutive), then a short tail covering the last triplets and the d mod 3
 /// leftovers, read coordinate by coordinate. Slot s of the triplet part is component s mod 3 of a
@@ -24,7 +30,7 @@ namespace octopus::cuda::detail {
 /// loop takes no branches: the leftover levels sit after the points in one table, kept in as many
 /// copies as the budget allows (CopiedTable).
 template <int D, int B, int Budget>
-struct OctopusFragments {
+struct OctopusFragments : OneTable<OctopusFragments<D, B, Budget>, OctopusPointTable<B, Budget>> {
     static constexpr Scheme kScheme = Scheme::octopus;
     static constexpr int kTriplets = D / 3, kLeftoverBits = static_cast<int>(octopus::leftover_bits(B));
     static constexpr int kKeySlots = D / 4, kKeyTriplets = D / 12, kKeyTail = kKeySlots - 3 * kKeyTriplets;
@@ -33,15 +39,12 @@ struct OctopusFragments {
     /// Tokens always in order: with an order known only at run time the attention loop would rebuild
     /// more of its (unpinned) plans every tile, which costs more than the bank conflicts it saves.
     static constexpr bool kReorders = false;
-    static constexpr int kEntries = (1 << B) + (1 << kLeftoverBits);  // points, then the leftover levels as (level, 0 | 0, 0)
-    using PointTable = CopiedTable<uint2, kEntries, table_copies(8 * kEntries, 16, Budget)>;
-    struct Tables {
-        PointTable points;
-    };
+    using PointTable = OctopusPointTable<B, Budget>;
+    using Tables = typename OneTable<OctopusFragments, PointTable>::Tables;
     /// Where one lane's slots start in each of the `Records` records it reads of a tile (bit positions
     /// from the tile's first word, worked out once per kernel), and what each tail slot is. Not pinned
-    /// (unlike TurboQuant's): with its tail the plan holds twice the registers, and pinned it cost the
-    /// attention loop 57 more instructions a tile, not fewer (533 → 590 in the SASS at B = 9).
+    /// (unlike TurboQuant's): with its tail the plan holds twice the registers, and pinned it makes the
+    /// attention loop longer, not shorter.
     template <int Tail, int Records>
     struct TailPlan {
         std::uint32_t copy;       // the lane's copy of the table
@@ -58,21 +61,9 @@ struct OctopusFragments {
         return c.scheme == kScheme && c.code_bits == B && c.dim == D && c.leftover_bits == kLeftoverBits;
     }
 
-    /// A thread's share of the tables, read from the codec (fetch) and written to shared memory (store).
-    template <int Threads>
-    using TableShare = typename PointTable::template Share<Threads>;
-    template <int Threads>
-    __device__ static TableShare<Threads> fetch(const CodecView& c, int thread) {
-        return PointTable::template fetch<Threads>(
-            [&](int i) {
-                return i < (1 << B) ? c.points[i]
-                                    : uint2{static_cast<std::uint32_t>(__half_as_ushort(c.scalar_levels[i - (1 << B)])), 0u};
-            },
-            thread);
-    }
-    template <int Threads>
-    __device__ static void store(Tables& s, const TableShare<Threads>& share, int thread) {
-        s.points.store(share, thread);
+    /// Entry i of the table: point i, then the leftover levels as (level, 0 | 0, 0).
+    __device__ static uint2 table_entry(const CodecView& c, int i) {
+        return i < (1 << B) ? c.points[i] : uint2{static_cast<std::uint32_t>(__half_as_ushort(c.scalar_levels[i - (1 << B)])), 0u};
     }
     __device__ static int key_coordinate(int t, int slot) {
         return slot < 3 * kKeyTriplets ? 3 * kKeyTriplets * t + slot : 12 * kKeyTriplets + kKeyTail * t + slot - 3 * kKeyTriplets;
@@ -133,7 +124,7 @@ struct OctopusFragments {
         offsets_at<Triplets, B, PointTable::kShift>(words, first + B * Skip, tail.copy, codes);
 #pragma unroll
         for (int m = 0; m < Triplets; ++m) {
-            const uint2 p = s.points.at(codes[m]);
+            const uint2 p = s.table.at(codes[m]);
             w[3 * m] = w[3 * m + 1] = p.x;
             w[3 * m + 2] = p.y;
         }
@@ -141,7 +132,7 @@ struct OctopusFragments {
         for (int r = 0; r < Used; ++r) {
             const std::uint32_t code = field_at(words, first + tail.offset[r], 32) & tail.mask[r];
             // One word of the entry, not both: a tail slot takes one half.
-            w[3 * Triplets + r] = s.points.word_at(((tail.entry[r] | code) << PointTable::kShift) | tail.low[r]) >> tail.shift[r];
+            w[3 * Triplets + r] = s.table.word_at(((tail.entry[r] | code) << PointTable::kShift) | tail.low[r]) >> tail.shift[r];
         }
     }
 

@@ -32,7 +32,7 @@ inline constexpr int kTableBudget = 68 * 1024;
 
 // Eight warps share a block's tables, two blocks a multiprocessor: up to 128 registers a thread, so
 // that the per-lane copy state, plans and query operands stay in registers across tiles (left to
-// itself the compiler packs four blocks at 64 registers and recomputes them every tile: 3% slower).
+// itself the compiler packs four blocks at 64 registers and recomputes them every tile, which is slower).
 inline constexpr int kScoreWarps = 8, kScoreBlocksPerSM = 2;
 
 /// Attribute `Attribute` of the current device, asked of the driver once per device (the fused kernels
@@ -238,8 +238,7 @@ inline void scores(const DeviceCodec& keys, const float* q, const std::uint8_t* 
         const int chunks = (group + Heads - 1) / Heads;
         const long long rows_of_blocks = static_cast<long long>(shape.batch) * shape.kv_heads * chunks;
         // Two blocks a multiprocessor even where a third would fit (TurboQuant's need 80 registers a
-        // thread): a third block's set-up cost more than its share of the tokens saved (TurboQuant
-        // 4-bit, batch 1, 16k tokens: 15.0 µs with three, 12.5 µs with two).
+        // thread): a third block's set-up costs more than its share of the tokens saves.
         const int resident = std::clamp(per_multiprocessor, 1, detail::kScoreBlocksPerSM);
         const long long wave = static_cast<long long>(resident) * detail::multiprocessors();
         const long long blocks_per_row = std::max(1LL, wave / rows_of_blocks);

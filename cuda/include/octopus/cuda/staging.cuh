@@ -101,7 +101,7 @@ __device__ inline void run_pipeline(int tiles, int stages, Issue&& issue, Comput
 
 /// A block's 16 rotated query rows in shared memory, fp32, with a float of padding after every 32:
 /// query_operands has lanes (g, t) read coordinate t·D/4 + s of row g mod 4 at once, which without
-/// the padding all fall on one bank (16-way conflicts: 1.7 µs of a block's set-up).
+/// the padding all fall on one bank (16-way conflicts in every block's set-up).
 template <int D>
 struct QueryRows {
     float data[16][D + D / 32];
@@ -253,7 +253,7 @@ struct HeadColumns {
 /// offset[row] = q_row·key_offset, 0 without one), and this lane's Sᵀ = K·Qᵀ query operands, with
 /// `start_tiles()` staging the first tiles in between. The set-up's global reads are issued before
 /// those copies and the rest after them, so that the tiles load while the tables are written and the
-/// queries rotated: the same reads issued behind the copies took about 2 µs longer.
+/// queries rotated, rather than behind the copies.
 template <class Fragments, int D, int Heads, int Warps, class StartTiles>
 __device__ inline void set_up_block(typename Fragments::Tables& tables, QueryRows<D>& rotated, float* scale, float* offset,
                                     const CodecView& c, const float* q, int rows, const float* channel_scale,

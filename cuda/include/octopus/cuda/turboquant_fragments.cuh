@@ -25,40 +25,34 @@ namespace octopus::cuda::detail {
 ///   3 within each four); two adjacent codes of two tokens, i0 i1 from one and i2 i3 from the other,
 ///   are one entry too, the value operands of both slots. Half the gathers and offsets of the pair
 ///   table, the same shared-memory wavefronts.
+/// Whether TurboQuant at `Bits` keeps the quad table (16 copies within Budget), and its table type.
+template <int Bits, int Budget>
+inline constexpr bool kTurboQuantQuads = 16 * (8 << (4 * Bits)) <= Budget;
+template <int Bits, int Budget>
+using TurboQuantTable =
+    std::conditional_t<kTurboQuantQuads<Bits, Budget>, CopiedTable<uint2, 1 << (4 * Bits), 16>,
+                       CopiedTable<std::uint32_t, 1 << (2 * Bits), table_copies(4 << (2 * Bits), 32, Budget)>>;
+
 template <int D, int Bits, int Budget>
-struct TurboQuantFragments {
+struct TurboQuantFragments : OneTable<TurboQuantFragments<D, Bits, Budget>, TurboQuantTable<Bits, Budget>> {
     static constexpr Scheme kScheme = Scheme::turboquant;
     static constexpr int kKeySlots = D / 4, kValueSlots = D / 8;
     static constexpr int kMaxRecordBytes = static_cast<int>(octopus::scalar_code_bytes(D, Bits) + octopus::norm_bytes(false));
-    static constexpr bool kQuads = 16 * (8 << (4 * Bits)) <= Budget;
+    static constexpr bool kQuads = kTurboQuantQuads<Bits, Budget>;
     static constexpr bool kReorders = true;  // takes a tile's tokens in the order choose_tile_order gives
-    using Table = std::conditional_t<kQuads, CopiedTable<uint2, 1 << (4 * Bits), 16>,
-                                     CopiedTable<std::uint32_t, 1 << (2 * Bits), table_copies(4 << (2 * Bits), 32, Budget)>>;
-    struct Tables {
-        Table levels;
-    };
+    using Table = TurboQuantTable<Bits, Budget>;
+    using Tables = typename OneTable<TurboQuantFragments, Table>::Tables;
     static bool matches(const CodecView& c) { return c.scheme == kScheme && c.code_bits == Bits && c.dim == D; }
 
-    /// A thread's share of the tables, read from the codec (fetch) and written to shared memory (store).
-    template <int Threads>
-    using TableShare = typename Table::template Share<Threads>;
-    template <int Threads>
-    __device__ static TableShare<Threads> fetch(const CodecView& c, int thread) {
-        return Table::template fetch<Threads>(
-            [&](int i) {
-                if constexpr (kQuads) {
-                    constexpr int m = (1 << Bits) - 1;
-                    const auto pair = [&](int lo, int hi) { return c.level_pairs[lo | hi << Bits]; };
-                    return uint2{pair(i & m, (i >> 2 * Bits) & m), pair((i >> Bits) & m, i >> 3 * Bits)};
-                } else {
-                    return c.level_pairs[i];
-                }
-            },
-            thread);
-    }
-    template <int Threads>
-    __device__ static void store(Tables& s, const TableShare<Threads>& share, int thread) {
-        s.levels.store(share, thread);
+    /// Entry i of the table as the codec's level pairs make it (a quad from two pairs, or a pair).
+    __device__ static auto table_entry(const CodecView& c, int i) {
+        if constexpr (kQuads) {
+            constexpr int m = (1 << Bits) - 1;
+            const auto pair = [&](int lo, int hi) { return c.level_pairs[lo | hi << Bits]; };
+            return uint2{pair(i & m, (i >> 2 * Bits) & m), pair((i >> Bits) & m, i >> 3 * Bits)};
+        } else {
+            return c.level_pairs[i];
+        }
     }
     /// Which of four adjacent codes key slot 4j + r stands for: r itself, or with quads 0, 2, 1, 3.
     __device__ static int quad_offset(int r) { return kQuads ? (r & 1) << 1 | r >> 1 : r; }
@@ -105,12 +99,12 @@ struct TurboQuantFragments {
 #pragma unroll
         for (int j = 0; j < D / 16; ++j) {
             if constexpr (kQuads) {
-                const uint2 quad = s.levels.at(entries[j]);
+                const uint2 quad = s.table.at(entries[j]);
                 b[j][0] = quad.x;
                 b[j][1] = quad.y;
             } else {
-                b[j][0] = s.levels.at(entries[2 * j]);
-                b[j][1] = s.levels.at(entries[2 * j + 1]);
+                b[j][0] = s.table.at(entries[2 * j]);
+                b[j][1] = s.table.at(entries[2 * j + 1]);
             }
         }
     }
@@ -134,11 +128,11 @@ struct TurboQuantFragments {
 #pragma unroll
             for (int e = 0; e < kGathers; ++e) {
                 if constexpr (kQuads) {
-                    const uint2 quad = s.levels.at(entries[e]);
+                    const uint2 quad = s.table.at(entries[e]);
                     b[2 * e][k] = quad.x;
                     b[2 * e + 1][k] = quad.y;
                 } else {
-                    b[e][k] = s.levels.at(entries[e]);
+                    b[e][k] = s.table.at(entries[e]);
                 }
             }
         }
