@@ -19,6 +19,7 @@
 #include <optional>
 #include <utility>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace nb = nanobind;
@@ -108,6 +109,18 @@ std::pair<nb::object, T*> output(std::optional<nb::ndarray<T, nb::device::cpu>>&
     return {array, data};
 }
 
+/// The output of a call that maps each row of `in` (`in_width` wide; `unit` names the width in
+/// messages) to a row `out_width` wide: `in` checked by rows_of, then output() for that shape. Returns
+/// the object to hand back, where to write and how many elements.
+template <class T, class Array>
+std::tuple<nb::object, T*, std::size_t> row_output(const Array& in, std::optional<nb::ndarray<T, nb::device::cpu>>& out,
+                                                   std::size_t in_width, std::size_t out_width, const char* what, const char* unit) {
+    auto shape = rows_of(in, in_width, what, unit);
+    shape.back() = out_width;
+    auto [result, target] = output(out, shape, what);
+    return {result, target, in.size() / in_width * out_width};
+}
+
 /// Calls f(std::span<const T>) with the array's elements as float, half or bfloat16.
 template <class F>
 void with_elements(const AnyArray& a, const char* what, F&& f) {
@@ -127,11 +140,8 @@ void with_elements(const AnyArray& a, const char* what, F&& f) {
 template <class Encode>
 nb::object encode_array(const AnyArray& x, std::optional<OutBytes> out, std::size_t dim, std::size_t bytes, const char* what,
                         Encode&& encode) {
-    auto shape = rows_of(x, dim, what, "head dim");
-    shape.back() = bytes;
-    auto [result, target] = output(out, shape, what);
-    const std::size_t total = x.size() / dim * bytes;
-    with_elements(x, what, [&, target = target](auto elements) {
+    auto [result, target, total] = row_output(x, out, dim, bytes, what, "head dim");
+    with_elements(x, what, [&, target = target, total = total](auto elements) {
         nb::gil_scoped_release release;
         encode(elements, std::span<std::uint8_t>(target, total));
     });
@@ -141,10 +151,7 @@ nb::object encode_array(const AnyArray& x, std::optional<OutBytes> out, std::siz
 template <class Decode>
 nb::object decode_array(const ByteArray& codes, std::optional<OutFloats> out, std::size_t dim, std::size_t bytes, const char* what,
                         Decode&& decode) {
-    auto shape = rows_of(codes, bytes, what, "bytes per vector");
-    shape.back() = dim;
-    auto [result, target] = output(out, shape, what);
-    const std::size_t total = codes.size() / bytes * dim;
+    auto [result, target, total] = row_output(codes, out, bytes, dim, what, "bytes per vector");
     {
         nb::gil_scoped_release release;
         decode(std::span<const std::uint8_t>(codes.data(), codes.size()), std::span<float>(target, total));
