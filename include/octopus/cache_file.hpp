@@ -108,16 +108,17 @@ inline std::vector<std::uint8_t> cache_header(std::string_view codec, const Code
     return h;
 }
 
-/// The codec the reader or writer names, and its record size; throws for an unknown codec or a spec
-/// it refuses, and for a layout whose pages do not divide the records.
-inline std::uint32_t checked_record_bytes(std::string_view codec, const CodecSpec& spec, CacheLayout layout, std::uint64_t records,
-                                          const char* call) {
+/// The record size of codec `codec` built from `spec`; throws for an unknown codec or a spec it refuses.
+inline std::uint32_t record_bytes_of(std::string_view codec, const CodecSpec& spec, const char* call) {
     require(codec.size() <= kMaxCodecName, std::string(call) + ": codec name longer than 64 bytes");
-    const Codec c = make_codec(codec, spec);
+    return static_cast<std::uint32_t>(make_codec(codec, spec).bytes_per_vector());
+}
+
+/// Throws unless `records` fill whole pages of `layout`.
+inline void check_pages(CacheLayout layout, std::uint64_t records, const char* call) {
     require(layout.page_tokens == 0 || records % layout.page_tokens == 0,
             std::string(call) + ": " + std::to_string(records) + " records are not whole pages of " +
                 std::to_string(layout.page_tokens) + " tokens");
-    return static_cast<std::uint32_t>(c.bytes_per_vector());
 }
 
 }  // namespace detail
@@ -127,11 +128,11 @@ inline std::uint32_t checked_record_bytes(std::string_view codec, const CodecSpe
 /// or records that do not fill whole pages of `layout`.
 inline std::vector<std::uint8_t> save_cache(std::string_view codec, const CodecSpec& spec, std::span<const std::uint8_t> records,
                                             CacheLayout layout = {}) {
-    const std::uint32_t record_bytes = detail::checked_record_bytes(codec, spec, layout, 0, "save_cache");
+    const std::uint32_t record_bytes = detail::record_bytes_of(codec, spec, "save_cache");
     detail::require(records.size() % record_bytes == 0, "save_cache: " + std::to_string(records.size()) +
                                                             " bytes are not whole records of " + std::to_string(record_bytes) + " bytes");
     const std::uint64_t count = records.size() / record_bytes;
-    detail::checked_record_bytes(codec, spec, layout, count, "save_cache");
+    detail::check_pages(layout, count, "save_cache");
     std::vector<std::uint8_t> file =
         detail::cache_header(codec, spec, layout, record_bytes, count, XXH64(records.data(), records.size(), 0));
     file.insert(file.end(), records.begin(), records.end());
@@ -193,7 +194,8 @@ inline void load_cache(std::span<const std::uint8_t> file, std::string_view code
     require(h.seed == spec.seed, mismatch("rotation seed"));
     require(h.norm == want_norm, mismatch("norm format"));
     require(h.layout == (layout.page_tokens == 0 ? 0 : 1) && h.page_tokens == layout.page_tokens, mismatch("layout"));
-    const std::uint32_t record_bytes = detail::checked_record_bytes(codec, spec, layout, h.records, "load_cache");
+    const std::uint32_t record_bytes = detail::record_bytes_of(codec, spec, "load_cache");
+    detail::check_pages(layout, h.records, "load_cache");
     require(h.record_bytes == record_bytes, "load_cache: the header says " + std::to_string(h.record_bytes) +
                                                 "-byte records, the codec writes " + std::to_string(record_bytes));
     const std::size_t payload = file.size() - r.at;
