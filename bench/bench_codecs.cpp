@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
+#include <octopus/attention.hpp>
 #include <octopus/octopus.hpp>
 
 #include <cstring>
@@ -150,24 +151,49 @@ void fp16_attention_benchmark(benchmark::State& state, std::size_t d, std::size_
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * tokens * d * 4));
 }
 
-/// The library's attention over codes today (HeadCodec::attend: scores from codes, values decoded), G = 4.
+/// `tokens` uniform unit vectors encoded by `codec`, a batch at a time (seeds from `seed`).
+template <class C>
+std::vector<std::uint8_t> encoded_tokens(const C& codec, std::size_t tokens, std::uint64_t seed) {
+    const std::size_t d = codec.dim(), bytes = codec.bytes_per_vector();
+    std::vector<std::uint8_t> packed(tokens * bytes);
+    for (std::size_t start = 0; start < tokens; start += kBatch) {
+        const std::size_t n = std::min(kBatch, tokens - start);
+        codec.encode(std::span<const float>(octopus::uniform_unit_vectors(n, d, start + seed)),
+                     std::span<std::uint8_t>(packed.data() + start * bytes, n * bytes));
+    }
+    return packed;
+}
+
+/// Attention over codes through HeadCodec::attend (Codec, type-erased: the fused path of attention.hpp with one
+/// virtual call per record, for the codecs that decode into their rotated domain), G = 4.
 void codes_attention_benchmark(benchmark::State& state, const octopus::Codec& codec, std::size_t tokens) {
     constexpr std::size_t kHeads = 4;
     const std::size_t d = codec.dim(), bytes = codec.bytes_per_vector();
-    std::vector<std::uint8_t> keys(tokens * bytes), values(tokens * bytes);
-    for (std::size_t start = 0; start < tokens; start += kBatch) {
-        const std::size_t n = std::min(kBatch, tokens - start);
-        codec.encode(std::span<const float>(octopus::uniform_unit_vectors(n, d, start + 11)),
-                     std::span<std::uint8_t>(keys.data() + start * bytes, n * bytes));
-        codec.encode(std::span<const float>(octopus::uniform_unit_vectors(n, d, start + 12)),
-                     std::span<std::uint8_t>(values.data() + start * bytes, n * bytes));
-    }
+    const std::vector<std::uint8_t> keys = encoded_tokens(codec, tokens, 11), values = encoded_tokens(codec, tokens, 12);
     auto q = octopus::uniform_unit_vectors(kHeads, d, 13);
     for (float& x : q) x *= 8.0f;
     const octopus::HeadCodec head(codec, codec);
     std::vector<float> out(kHeads * d);
     for (auto _ : state) {
         head.attend(q, keys, values, 1.0f / std::sqrt(static_cast<float>(d)), out);
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * tokens));
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * tokens * 2 * bytes));
+}
+
+/// Fused decode attention over codes (attention.hpp), G = 4, on `threads` threads: the codec a
+/// compile-time engine holds, keys and values at the same rate.
+template <class C>
+void fused_attention_benchmark(benchmark::State& state, const C& codec, std::size_t tokens, int threads) {
+    constexpr std::size_t kHeads = 4;
+    const std::size_t d = codec.dim(), bytes = codec.bytes_per_vector();
+    const std::vector<std::uint8_t> keys = encoded_tokens(codec, tokens, 11), values = encoded_tokens(codec, tokens, 12);
+    auto q = octopus::uniform_unit_vectors(kHeads, d, 13);
+    for (float& x : q) x *= 8.0f;
+    std::vector<float> out(kHeads * d);
+    for (auto _ : state) {
+        octopus::decode_attention(codec, codec, q, keys, values, 1.0f / std::sqrt(static_cast<float>(d)), out, threads);
         benchmark::DoNotOptimize(out.data());
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * tokens));
@@ -213,6 +239,19 @@ void register_all() {
             benchmark::RegisterBenchmark(("attention/" + std::string(name) + "-attend/d128/b3/G4/threads1" + n).c_str(),
                                          codes_attention_benchmark, octopus::make_codec(name, {128, 3, 1}), tokens)
                 ->UseRealTime();
+        for (int threads : {1, all_threads}) {
+            if (threads == all_threads && all_threads == 1) continue;
+            const std::string t = "/threads" + std::to_string(threads);
+            for (int b : {2, 3, 4}) {
+                const std::string rate = "/d128/b" + std::to_string(b) + "/G4" + t + n;
+                benchmark::RegisterBenchmark(("attention/turboquant-fused" + rate).c_str(), fused_attention_benchmark<octopus::TurboQuant>,
+                                             octopus::TurboQuant({128, double(b), 1}), tokens, threads)
+                    ->UseRealTime();
+                benchmark::RegisterBenchmark(("attention/octopus-fused" + rate).c_str(), fused_attention_benchmark<octopus::Octopus>,
+                                             octopus::Octopus({128, double(b), 1}), tokens, threads)
+                    ->UseRealTime();
+            }
+        }
     }
 }
 

@@ -34,6 +34,13 @@ const Golden kGolden[] = {
 #include "golden_hashes.inc"
 };
 
+// The determinism builds (another compiler, -O0, no AVX2: tests/CMakeLists.txt) compare codes only.
+#if defined(OCTOPUS_GOLDEN_CODES_ONLY)
+constexpr bool kCompareFloats = false;
+#else
+constexpr bool kCompareFloats = true;
+#endif
+
 const std::size_t kDims[] = {32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 1024};
 
 std::vector<double> rates(const std::string& codec) {
@@ -90,8 +97,10 @@ TEST(Golden, EveryCodecWritesDecodesAndScoresThePinnedBits) {
         ASSERT_NE(pinned, nullptr) << name << " d " << d << " bits " << bits << " " << now.norm
                                    << " has no pinned hash: regenerate golden_hashes.inc (see the header)";
         EXPECT_EQ(now.codes, pinned->codes) << name << " d " << d << " bits " << bits << " " << now.norm << ": codes";
-        EXPECT_EQ(now.decoded, pinned->decoded) << name << " d " << d << " bits " << bits << " " << now.norm << ": decode";
-        EXPECT_EQ(now.scores, pinned->scores) << name << " d " << d << " bits " << bits << " " << now.norm << ": dot";
+        if (kCompareFloats) {
+            EXPECT_EQ(now.decoded, pinned->decoded) << name << " d " << d << " bits " << bits << " " << now.norm << ": decode";
+            EXPECT_EQ(now.scores, pinned->scores) << name << " d " << d << " bits " << bits << " " << now.norm << ": dot";
+        }
         ++checked;
     });
     EXPECT_EQ(checked, std::size(kGolden)) << "the table pins cases this test no longer makes";

@@ -55,8 +55,8 @@ TEST(Octopus, MeasuredErrorMatchesTheDesignAtEveryDim) {
 }
 
 TEST(Octopus, StructuredInputsAreSpreadLikeUniformOnes) {
-    const std::size_t d = 128;
-    const auto make = [d](std::uint64_t seed) { return Octopus(CodecSpec{d, 3, seed}); };
+    constexpr std::size_t d = 128;
+    const auto make = [](std::uint64_t seed) { return Octopus(CodecSpec{d, 3, seed}); };
     const double uniform = per_vector_mse(make(1), octopus::uniform_unit_vectors(4000, d, 9));
     const double one_hot = octopus_test::mse_over_seeds(make, octopus_test::one_hot_vectors(d), 20);
     const double ones = octopus_test::mse_over_seeds(make, octopus_test::all_ones_vector(d), 200);

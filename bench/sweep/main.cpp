@@ -62,6 +62,9 @@ std::string known_codecs() {
     std::exit(2);
 }
 
+/// Largest synthetic head and query count: 2^24 keys of d = 1024 with their values are 128 GiB.
+constexpr std::size_t kMaxVectors = std::size_t{1} << 24, kMaxQueries = 4096;
+
 struct Options {
     std::vector<std::string> codecs = {"turboquant", "octopus-paper", "octopus"};
     std::vector<double> bits = {1, 2, 3, 4};
@@ -147,7 +150,9 @@ Options parse(int argc, char** argv) {
         } else usage_error("unknown flag " + flag);
     }
     if (o.codecs.empty() || o.bits.empty() || o.dims.empty()) usage_error("empty list");
-    if (o.vectors < 40 || o.num_queries == 0) usage_error("--vectors must be at least 40 and --num-queries positive");
+    if (o.vectors < 40 || o.vectors > kMaxVectors || o.num_queries == 0 || o.num_queries > kMaxQueries)
+        usage_error("--vectors must be in [40, " + std::to_string(kMaxVectors) + "] and --num-queries in [1, " +
+                    std::to_string(kMaxQueries) + "]");
     for (const auto& name : o.codecs) {
         bool known = false;
         for (const auto& n : octopus::codec_names()) known = known || n == name;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -37,11 +38,18 @@ inline std::string header_field(const std::string& header, const std::string& ke
 
 }  // namespace detail
 
-/// Reads `path`. Throws octopus::error naming the file for anything but a complete little-endian,
-/// C-order float32 or float16 array.
-inline NpyArray read_npy(const std::string& path) {
-    std::ifstream file(path, std::ios::binary);
-    octopus::detail::require(static_cast<bool>(file), path + ": cannot open");
+/// Reads a .npy array from `file` (a seekable stream; `name` is the file's name in messages). Throws
+/// octopus::error naming the file for anything but a complete little-endian, C-order float32 or
+/// float16 array of finite values: a bad magic or version, a damaged header, a shape whose size
+/// overflows or exceeds what the stream holds (checked before anything is allocated), a truncated or
+/// overlong payload.
+inline NpyArray read_npy(std::istream& file, const std::string& name) {
+    const std::string& path = name;
+    const std::streamoff start = file.tellg();
+    file.seekg(0, std::ios::end);
+    const std::streamoff end = file.tellg();
+    file.seekg(start);
+    octopus::detail::require(start >= 0 && end >= start && static_cast<bool>(file), path + ": cannot read (not a seekable file)");
     char magic[8] = {};
     file.read(magic, 8);
     octopus::detail::require(file.gcount() == 8 && std::memcmp(magic, "\x93NUMPY", 6) == 0,
@@ -71,23 +79,36 @@ inline NpyArray read_npy(const std::string& path) {
                              path + ": Fortran-order arrays are not supported; save with C order");
     NpyArray array;
     const std::string shape = detail::header_field(header, "shape", path);
+    const std::size_t element = is_f4 ? 4 : 2;
+    const std::size_t remaining = static_cast<std::size_t>(end - file.tellg());
+    // Every product is checked against what the stream holds, so no size below can overflow.
+    const std::size_t most = remaining / element;
     std::size_t count = 1;
+    bool empty = false;
     for (std::size_t i = 1; i < shape.size();) {
         while (i < shape.size() && (shape[i] == ' ' || shape[i] == ',')) ++i;
         if (i >= shape.size() || shape[i] == ')') break;
         std::size_t value = 0, digits = 0;
-        while (i < shape.size() && shape[i] >= '0' && shape[i] <= '9') value = value * 10 + (shape[i++] - '0'), ++digits;
+        while (i < shape.size() && shape[i] >= '0' && shape[i] <= '9') {
+            const auto digit = static_cast<std::size_t>(shape[i++] - '0');
+            octopus::detail::require(value <= (SIZE_MAX - digit) / 10, path + ": a dimension of shape " + shape + " overflows");
+            value = value * 10 + digit;
+            ++digits;
+        }
         octopus::detail::require(digits > 0, path + ": malformed shape " + shape);
         array.shape.push_back(value);
-        count *= value;
+        empty |= value == 0;
+        octopus::detail::require(empty || count <= most / value, path + ": shape " + shape + " needs more than the file's " + std::to_string(remaining) +
+                                                                     " bytes of data (truncated file or damaged header)");
+        count = empty ? 0 : count * value;
     }
     octopus::detail::require(!array.shape.empty(), path + ": a scalar array holds no vectors");
-    const std::size_t element = is_f4 ? 4 : 2;
+    octopus::detail::require(count * element == remaining, path + ": the header promises " + std::to_string(count * element) +
+                                                               " bytes of data, the file has " + std::to_string(remaining) +
+                                                               " (trailing bytes)");
     std::vector<char> raw(count * element);
     file.read(raw.data(), static_cast<std::streamsize>(raw.size()));
-    octopus::detail::require(static_cast<std::size_t>(file.gcount()) == raw.size(),
-                             path + ": truncated: the header promises " + std::to_string(raw.size()) + " bytes of data, the file has " +
-                                 std::to_string(file.gcount()));
+    octopus::detail::require(static_cast<std::size_t>(file.gcount()) == raw.size(), path + ": reading its data failed");
     array.data.resize(count);
     for (std::size_t i = 0; i < count; ++i) {
         if (is_f4) {
@@ -100,6 +121,13 @@ inline NpyArray read_npy(const std::string& path) {
         octopus::detail::require(std::isfinite(array.data[i]), path + ": non-finite value at element " + std::to_string(i));
     }
     return array;
+}
+
+/// Reads the .npy file at `path` (read_npy above; also throws if it cannot be opened).
+inline NpyArray read_npy(const std::string& path) {
+    std::ifstream file(path, std::ios::binary);
+    octopus::detail::require(static_cast<bool>(file), path + ": cannot open");
+    return read_npy(file, path);
 }
 
 /// Writes a float32 .npy (for tests and for users saving synthetic data).

@@ -26,7 +26,8 @@ if(NOT EXISTS ${svg})
   message(FATAL_ERROR "--plot wrote no SVG")
 endif()
 foreach(bad "--bogus;1" "--bits" "--dims;100" "--codecs;zip" "--vectors;abc" "--data;gauss" "--norm;fp8"
-            "--queries;q.npy" "--causal" "--precondition;centre" "--fit-tokens;0" "--layers;0")
+            "--queries;q.npy" "--causal" "--precondition;centre" "--fit-tokens;0" "--layers;0"
+            "--vectors;16777217" "--vectors;9223372036854775808" "--vectors;99999999999999999999999" "--num-queries;4097")
   execute_process(COMMAND ${SWEEP} ${bad} RESULT_VARIABLE result OUTPUT_QUIET ERROR_VARIABLE err)
   if(NOT result EQUAL 2 OR NOT err MATCHES "usage")
     message(FATAL_ERROR "'${bad}' should exit 2 with a usage message, got ${result}: ${err}")

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -97,9 +98,10 @@ public:
                                                   " key elements are not a whole number of rows of dim " +
                                                   std::to_string(d));
         const std::size_t n = keys.size() / d;
-        detail::require(packed.size() == n * bytes, "encode: packed buffer has " + std::to_string(packed.size()) +
-                                                        " bytes, " + std::to_string(n) + " vectors need " +
-                                                        std::to_string(n * bytes));
+        // Sizes are compared by division, so no product of a caller's sizes can wrap.
+        detail::require(packed.size() % bytes == 0 && packed.size() / bytes == n,
+                        "encode: packed buffer has " + std::to_string(packed.size()) + " bytes, " + std::to_string(n) +
+                            " vectors need " + std::to_string(n) + " x " + std::to_string(bytes));
         detail::check_finite(keys, d);
         if constexpr (std::is_same_v<T, float>) {
             for (std::size_t v = 0; v < n; ++v) self().encode_vector(keys.data() + v * d, packed.data() + v * bytes);
@@ -125,10 +127,11 @@ public:
     /// Decodes packed vectors into the row-major n×dim `keys`. Throws octopus::error for a size
     /// mismatch or damaged bytes (a non-finite or negative norm, nonzero padding), before writing.
     void decode(std::span<const std::uint8_t> packed, std::span<float> keys) const {
-        const std::size_t n = checked_vectors(packed, "decode");
-        detail::require(keys.size() == n * self().dim(), "decode: output has " + std::to_string(keys.size()) +
-                                                              " floats, " + std::to_string(n) + " vectors need " +
-                                                              std::to_string(n * self().dim()));
+        const std::size_t n = vectors_in(packed);
+        detail::require(keys.size() % self().dim() == 0 && keys.size() / self().dim() == n,
+                        "decode: output has " + std::to_string(keys.size()) + " floats, " + std::to_string(n) +
+                            " vectors need " + std::to_string(n) + " x " + std::to_string(self().dim()));
+        check_records(packed, "decode");
         for (std::size_t v = 0; v < n; ++v)
             self().decode_vector(packed.data() + v * self().bytes_per_vector(), keys.data() + v * self().dim());
     }
@@ -147,9 +150,10 @@ public:
                                                " floats, the codec's dim is " + std::to_string(d));
         for (std::size_t j = 0; j < d; ++j)
             if (!std::isfinite(query[j])) throw error("dot: query has a non-finite value at coordinate " + std::to_string(j));
-        const std::size_t n = checked_vectors(packed, "dot");
+        const std::size_t n = vectors_in(packed);
         detail::require(scores.size() == n, "dot: scores has " + std::to_string(scores.size()) + " floats, " +
                                                 std::to_string(n) + " vectors need as many");
+        check_records(packed, "dot");
         std::array<float, kMaxPreparedQuery> prepared;
         self().prepare_query(query.data(), prepared.data());
         const std::size_t bytes = self().bytes_per_vector();
@@ -165,19 +169,28 @@ public:
 private:
     const Derived& self() const { return static_cast<const Derived&>(*this); }
 
-    std::size_t checked_vectors(std::span<const std::uint8_t> packed, const char* call) const {
-        const std::size_t n = vectors_in(packed), bytes = self().bytes_per_vector();
+    /// Throws naming the first damaged record; the sizes are checked before (they cost nothing).
+    void check_records(std::span<const std::uint8_t> packed, const char* call) const {
+        const std::size_t bytes = self().bytes_per_vector(), n = packed.size() / bytes;
         for (std::size_t v = 0; v < n; ++v)
             if (!self().vector_is_valid(packed.data() + v * bytes))
                 throw error(std::string(call) + ": packed vector " + std::to_string(v) +
                             " is damaged (non-finite or negative norm, or nonzero padding bits)");
-        return n;
     }
 };
 
 namespace detail {
 
-/// The virtual face of a codec inside Codec: one call per batch, so dispatch costs nothing per key.
+/// Whether codec type C decodes a record into its rotated domain (decode_rotated: what fused
+/// attention reads) and so holds a rotation to undo once per output.
+template <class C>
+concept RotatedDecoder = requires(const C& c, const std::uint8_t* in, float* out) {
+    { c.decode_rotated(in, out) } -> std::same_as<float>;
+    c.rotation().apply_inverse(out);
+};
+
+/// The virtual face of a codec inside Codec: one call per batch, so dispatch costs nothing per key
+/// (the rotated-decode calls, per record, serve fused attention through a Codec; attention.hpp).
 struct CodecModel {
     virtual ~CodecModel() = default;
     virtual const char* name() const = 0;
@@ -189,6 +202,11 @@ struct CodecModel {
     virtual void encode(std::span<const bfloat16>, std::span<std::uint8_t>) const = 0;
     virtual void decode(std::span<const std::uint8_t>, std::span<float>) const = 0;
     virtual void dot(std::span<const float>, std::span<const std::uint8_t>, std::span<float>) const = 0;
+    virtual bool decodes_rotated() const = 0;
+    virtual bool vector_is_valid(const std::uint8_t*) const = 0;
+    virtual float decode_rotated(const std::uint8_t*, float*) const = 0;  // only where decodes_rotated()
+    virtual void prepare_query(const float*, float*) const = 0;
+    virtual void inverse_rotate(float*) const = 0;                        // only where decodes_rotated()
 };
 
 template <class C>
@@ -205,6 +223,16 @@ struct CodecModelOf final : CodecModel {
     void decode(std::span<const std::uint8_t> p, std::span<float> k) const override { codec.decode(p, k); }
     void dot(std::span<const float> q, std::span<const std::uint8_t> p, std::span<float> s) const override {
         codec.dot(q, p, s);
+    }
+    bool decodes_rotated() const override { return RotatedDecoder<C>; }
+    bool vector_is_valid(const std::uint8_t* in) const override { return codec.vector_is_valid(in); }
+    float decode_rotated(const std::uint8_t* in, float* out) const override {
+        if constexpr (RotatedDecoder<C>) return codec.decode_rotated(in, out);
+        else return 0.0f;
+    }
+    void prepare_query(const float* q, float* prepared) const override { codec.prepare_query(q, prepared); }
+    void inverse_rotate(float* x) const override {
+        if constexpr (RotatedDecoder<C>) codec.rotation().apply_inverse(x);
     }
 };
 
@@ -244,6 +272,18 @@ public:
         model_->dot(query, packed, std::span<float>(scores));
         return scores;
     }
+
+    /// Whether this codec decodes records into its rotated domain, so that decode_attention takes it
+    /// (TurboQuant, OCTOPUS and its paper variant).
+    bool decodes_rotated() const { return model_->decodes_rotated(); }
+
+    /// Per-record kernels behind decode_attention on a Codec (one virtual call each): a record's
+    /// validity, its unit vector in the rotated domain (returns the norm; only where decodes_rotated()),
+    /// a query prepared for the codes, and the inverse rotation of an output. No checks.
+    bool vector_is_valid(const std::uint8_t* in) const { return model_->vector_is_valid(in); }
+    float decode_rotated(const std::uint8_t* in, float* out) const { return model_->decode_rotated(in, out); }
+    void prepare_query(const float* q, float* prepared) const { model_->prepare_query(q, prepared); }
+    void inverse_rotate(float* x) const { model_->inverse_rotate(x); }
 
 private:
     std::shared_ptr<const detail::CodecModel> model_;

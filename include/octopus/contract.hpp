@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdio>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -103,13 +104,29 @@ OCTOPUS_HOST_DEVICE constexpr unsigned leftover_bits(unsigned triplet_bits) {
 
 namespace detail {
 
+/// Calls f.template operator()<B>() for B = bits, one of Lo..Hi (a run-time width to the kernel
+/// compiled for it); does nothing for a width outside the range.
+template <unsigned Lo, unsigned Hi, class F>
+void with_bits(unsigned bits, F&& f) {
+    [&]<unsigned... I>(std::integer_sequence<unsigned, I...>) {
+        (void)((bits == Lo + I ? (f.template operator()<Lo + I>(), true) : false) || ...);
+    }(std::make_integer_sequence<unsigned, Hi - Lo + 1>{});
+}
+
+/// A bit rate as a message shows it: "3", "2.67", "1e+300", "nan" (never 300 digits).
+inline std::string bits_text(double bits) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.6g", bits);
+    return text;
+}
+
 /// b as a whole number in 1..max_bits, or an error naming the codec.
 inline unsigned whole_bits(double bits, const char* codec, unsigned max_bits = kMaxScalarBits) {
     const bool whole = bits >= 1.0 && bits <= static_cast<double>(max_bits) && bits == std::floor(bits);
     if (!whole) {
         std::string allowed;
         for (unsigned b = 1; b <= max_bits; ++b) allowed += (b > 1 ? ", " : "") + std::to_string(b);
-        throw error(std::string(codec) + ": bits " + std::to_string(bits) + " is not one of " + allowed);
+        throw error(std::string(codec) + ": bits " + bits_text(bits) + " is not one of " + allowed);
     }
     return static_cast<unsigned>(bits);
 }
@@ -120,11 +137,12 @@ inline unsigned triplet_bits(double bits, const char* codec) {
     const double triple = 3.0 * bits;
     const double rounded_triple = std::round(triple);
     require(std::isfinite(bits) && std::fabs(triple - rounded_triple) < 0.02,
-            std::string(codec) + ": bits " + std::to_string(bits) +
+            std::string(codec) + ": bits " + bits_text(bits) +
                 " is not a whole number of bits per triplet (use k/3, e.g. 2.33 or 2.67)");
     require(rounded_triple >= kMinTripletBits && rounded_triple <= kMaxTripletBits,
-            std::string(codec) + ": " + std::to_string(static_cast<long long>(rounded_triple)) +
-                " bits per triplet is outside 3..12 (b = 1 to 4 in thirds)");
+            std::string(codec) + ": bits " + bits_text(bits) + " (" +
+                (std::fabs(rounded_triple) < 1e6 ? std::to_string(static_cast<long long>(rounded_triple)) : std::string("far too many")) +
+                " bits per triplet) is outside 3..12 bits per triplet (b = 1 to 4 in thirds)");
     return static_cast<unsigned>(rounded_triple);
 }
 

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "octopus/attention.hpp"
 #include "octopus/codec.hpp"
 #include "octopus/precondition.hpp"
 
@@ -87,8 +88,10 @@ public:
     /// Decode attention of G queries (the row-major G×dim `queries`, e.g. the query heads of one GQA
     /// group) over n packed keys and values: out[g] = Σ_t softmax_t(scale · q_g·k̂_t) v̂_t, G×dim floats;
     /// zero rows when n = 0. Scores come from the codes (dot, without q·μ, which softmax ignores); each
-    /// value is decoded once for all G queries and μ_v added to each output once. A reference path: it
-    /// allocates n·(dim + 1) floats of scratch per call. Throws octopus::error for mismatched sizes,
+    /// value is decoded once for all G queries and μ_v added to each output once. Codecs that decode
+    /// into their rotated domain (TurboQuant, OCTOPUS) with G ≤ kMaxQueryGroup run the fused
+    /// decode_attention of attention.hpp, which allocates nothing beyond the G transformed queries; the
+    /// others a reference path that allocates n·(dim + 1) floats of scratch per call. Throws octopus::error for mismatched sizes,
     /// damaged bytes, NaN/Inf queries or a non-finite scale, before writing.
     void attend(std::span<const float> queries, std::span<const std::uint8_t> packed_keys,
                 std::span<const std::uint8_t> packed_values, float scale, std::span<float> out) const {
@@ -112,6 +115,14 @@ public:
         for (std::size_t g = 0; g < rows; ++g) {
             check_query(queries.subspan(g * d, d), "attend");
             preconditioner_.transform_query(queries.data() + g * d, transformed.data() + g * d);
+        }
+        if (keys_.decodes_rotated() && values_.decodes_rotated() && rows <= kMaxQueryGroup) {
+            // The fused path (attention.hpp): it checks the records and writes `out` only on success.
+            decode_attention(keys_, values_, std::span<const float>(transformed), packed_keys, packed_values, scale, out);
+            if (n > 0)
+                for (std::size_t g = 0; g < rows; ++g)
+                    for (std::size_t c = 0; c < d; ++c) out[g * d + c] += preconditioner_.value_offset[c];
+            return;
         }
         std::vector<float> values(n * d), scores(n);
         values_.decode(packed_values, values);  // validates every value record before anything is written

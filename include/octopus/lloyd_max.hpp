@@ -82,6 +82,20 @@ inline void centroids(const Density& density, const std::vector<double>& thresho
     }
 }
 
+/// Makes `x` (ascending) exactly symmetric about the density's centre: x_i and x_{n−1−i} become
+/// centre ∓ the mean of their distances from it, a middle element the centre itself. The last bits
+/// of an iterated codebook depend on the build's floating-point contraction; the mirror does not.
+inline void mirror(const Density& density, std::vector<double>& x) {
+    const double centre = 0.5 * (density.lo + density.hi);
+    const std::size_t n = x.size();
+    for (std::size_t i = 0; i < n / 2; ++i) {
+        const double half_width = 0.5 * ((centre - x[i]) + (x[n - 1 - i] - centre));
+        x[i] = centre - half_width;
+        x[n - 1 - i] = centre + half_width;
+    }
+    if (n % 2 == 1) x[n / 2] = centre;
+}
+
 /// Thresholds at the quantiles i/n of the density, from a tabulated CDF: a start inside the basin
 /// of the optimum for any unimodal density.
 inline std::vector<double> quantile_thresholds(const Density& density, std::size_t n) {
@@ -175,7 +189,9 @@ inline Codebook lloyd_max(const Density& density, std::size_t levels) {
             norm = trial_norm;
         }
     }
+    if (density.symmetric) detail::mirror(density, t);
     detail::centroids(density, t, c, &moments);
+    if (density.symmetric) detail::mirror(density, c);
     // E[(X − c_i)²] over cell i = E[X²] − 2 c_i E[X] + c_i² P with the cell's own moments.
     double mse = 0.0;
     for (std::size_t i = 0; i < levels; ++i)

@@ -21,6 +21,9 @@ struct Density {
     double hi = 1.0;
     double scale = 1.0;
     double kink = NAN;
+    /// f(lo + hi − x) = f(x): lloyd_max then mirrors its codebook exactly about the centre, so that a
+    /// value at the centre (a zero coordinate) lands in the same cell on every build.
+    bool symmetric = false;
 };
 
 namespace detail {
@@ -40,6 +43,7 @@ inline Density coordinate_density(int dim) {
     density.lo = -1.0;
     density.hi = 1.0;
     density.scale = 1.0 / std::sqrt(static_cast<double>(dim));
+    density.symmetric = true;
     return density;
 }
 
@@ -87,6 +91,7 @@ inline Density octahedral_coordinate_density() {
     density.hi = 1.0;
     density.scale = 0.5;
     density.kink = 0.0;
+    density.symmetric = true;
     return density;
 }
 
@@ -107,6 +112,7 @@ inline Density polar_angle_density(int level) {
     density.lo = 0.0;
     density.hi = 1.5707963267948966;
     density.scale = std::min(0.5, 1.0 / std::sqrt(k));
+    density.symmetric = true;  // sin(2ψ) about π/4
     return density;
 }
 

@@ -1,9 +1,10 @@
 // The one include for the CPU library: the CPU/GPU contract, rotation, marginals, Lloyd–Max,
-// octahedral map, direction grids, triplet codebooks and their tables, packing, every codec, make_codec to choose one by name, and the per-head
+// octahedral map, direction grids, triplet codebooks and their tables, packing, every codec, make_codec to choose one by name or by a line of text (codec_config.hpp), and the per-head
 // preconditioning (fit, HeadCodec) that real keys need.
 #pragma once
 
 #include "octopus/codec.hpp"
+#include "octopus/codec_config.hpp"
 #include "octopus/codec_spec.hpp"
 #include "octopus/codecs/octopus.hpp"
 #include "octopus/codecs/polarquant.hpp"

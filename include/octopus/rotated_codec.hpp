@@ -3,11 +3,13 @@
 // they hold. Codecs that never rotate (uniform, QJL) include codec.hpp alone.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 
 #include "octopus/codec_spec.hpp"
+#include "octopus/detail/rows.hpp"
 #include "octopus/rotation.hpp"
 
 namespace octopus {
@@ -24,6 +26,22 @@ inline float normalize_and_rotate(const Rotation& rotation, const float* x, Norm
     for (std::size_t i = 0; i < d; ++i) y[i] = x[i] * inverse;
     rotation.apply(y);
     return norm;
+}
+
+/// decode_vector of a codec with decode_rotated: its rotated unit vector, rotated back, times the norm.
+template <class C>
+void decode_through_rotation(const C& codec, const std::uint8_t* in, float* out) {
+    const float norm = codec.decode_rotated(in, out);
+    codec.rotation().apply_inverse(out);
+    for (std::size_t i = 0; i < codec.dim(); ++i) out[i] *= norm;
+}
+
+/// score_vector of a codec with decode_rotated: q'·k'·|k|, the rotated query met by the rotated unit vector.
+template <class C>
+float score_in_rotation(const C& codec, const float* rotated_query, const std::uint8_t* in) {
+    alignas(32) std::array<float, kMaxDim> row;
+    const float norm = codec.decode_rotated(in, row.data());
+    return row_dot(rotated_query, row.data(), codec.dim()) * norm;
 }
 
 }  // namespace detail

@@ -5,14 +5,21 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "octopus/detail/prng.hpp"
+#include "octopus/error.hpp"
 
 namespace octopus {
 
 /// n row-major vectors of length dim, uniform on the unit sphere (normalized Gaussians).
+/// Throws octopus::error when n·dim floats exceed what a std::vector can hold (no size wraps). The
+/// other generators start from this one, so the check covers them too.
 inline std::vector<float> uniform_unit_vectors(std::size_t n, std::size_t dim, std::uint64_t seed) {
+    detail::require(dim == 0 || n <= std::vector<float>().max_size() / dim,
+                    "uniform_unit_vectors: " + std::to_string(n) + " vectors of dim " + std::to_string(dim) +
+                        " exceed the largest float vector (" + std::to_string(std::vector<float>().max_size()) + " elements)");
     detail::SplitMix64 rng(seed);
     std::vector<float> out(n * dim);
     std::vector<double> g(dim);

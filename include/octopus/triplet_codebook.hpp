@@ -165,7 +165,9 @@ inline TripletCodebook paper_triplet_codebook(std::size_t dim, unsigned bits) {
             const auto grid = detail::cached_product_grid(std::size_t{1} << b_u, std::size_t{1} << b_v);
             std::vector<std::shared_ptr<const DirectionGrid>> grids(rings.size(), grid);
             TripletCodebook candidate = detail::assemble(bits, rings.thresholds, rings.levels, grids, norm);
-            if (candidate.mse < best.mse) best = std::move(candidate);
+            // Mirror splits (b_u, b_v) and (b_v, b_u) tie exactly; a margin keeps the first, whatever
+            // the build's rounding of the two errors.
+            if (candidate.mse < best.mse * (1.0 - 1e-9)) best = std::move(candidate);
         }
     return best;
 }

@@ -38,6 +38,7 @@ struct TripletTables {
     std::vector<float> column_table;         // per (ring, row slot): 2^column_steps − 1
     std::vector<std::uint32_t> row_base;     // per (ring, row slot): code of the row's first cell
     std::vector<std::array<float, 3>> points;  // fp16-exact (see ScalarQuantizer::with_half_levels)
+    std::vector<std::array<float, 4>> padded_points;  // the same, each padded to 16 bytes: one load, one store
     double mse = 0.0;  // per triplet, of the double-precision design
     // The same three searches through bucket indexes, for the batched encoder.
     BucketedSearch ring_index, row_index, column_index;
@@ -75,6 +76,7 @@ struct TripletTables {
                                   to_half_precision(static_cast<float>(book.radius[k] * p[1])),
                                   to_half_precision(static_cast<float>(book.radius[k] * p[2]))});
         }
+        for (const auto& p : points) padded_points.push_back({p[0], p[1], p[2], 0.0f});
         build_bucket_indexes(book);
     }
 

@@ -113,30 +113,17 @@ public:
         detail::store_norm(norm, norm_format_, out + code_bytes_);
     }
 
-    void decode_vector(const std::uint8_t* in, float* out) const {
-        BitReader reader(in);
-        for (std::size_t i = 0; i < triplets_; ++i) {
-            const auto& p = tables_->points[reader.get(triplet_bits_)];
-            out[3 * i] = p[0];
-            out[3 * i + 1] = p[1];
-            out[3 * i + 2] = p[2];
-        }
-        for (std::size_t j = 3 * triplets_; j < dim(); ++j) out[j] = leftover_.levels[reader.get(leftover_bits_)];
-        rotation_.apply_inverse(out);
-        const float norm = stored_norm(in);
-        for (std::size_t i = 0; i < dim(); ++i) out[i] *= norm;
+    void decode_vector(const std::uint8_t* in, float* out) const { detail::decode_through_rotation(*this, in, out); }
+
+    /// The record's unit vector in the rotated domain (its points and leftover levels, before the
+    /// inverse rotation and the norm) into out (dim() floats); returns the stored norm.
+    float decode_rotated(const std::uint8_t* in, float* out) const {
+        detail::with_bits<kMinTripletBits, kMaxTripletBits>(triplet_bits_, [&]<unsigned B>() { decode_points<B>(in, out); });
+        return stored_norm(in);
     }
 
-    float score_vector(const float* q, const std::uint8_t* in) const {
-        BitReader reader(in);
-        float sum = 0.0f;
-        for (std::size_t i = 0; i < triplets_; ++i) {
-            const auto& p = tables_->points[reader.get(triplet_bits_)];
-            sum += q[3 * i] * p[0] + q[3 * i + 1] * p[1] + q[3 * i + 2] * p[2];
-        }
-        for (std::size_t j = 3 * triplets_; j < dim(); ++j) sum += q[j] * leftover_.levels[reader.get(leftover_bits_)];
-        return sum * stored_norm(in);
-    }
+    /// q'·k' |k| from the codes: the record's rotated points, met by the rotated query.
+    float score_vector(const float* q, const std::uint8_t* in) const { return detail::score_in_rotation(*this, q, in); }
 
     bool vector_is_valid(const std::uint8_t* in) const {
         if (!detail::norm_is_valid(stored_norm(in))) return false;
@@ -145,6 +132,46 @@ public:
     }
 
 private:
+    /// Eight triplet codes of B bits fill exactly B bytes: each group is read as two 64-bit words and
+    /// split with shifts (the unrolled lanes resolve at compile time); the rest, and the leftovers,
+    /// bit by bit.
+    template <unsigned B>
+    void decode_points(const std::uint8_t* in, float* out) const {
+        const std::array<float, 3>* points = tables_->points.data();
+        // A padded point is copied whole (16 bytes), its fourth float landing on the next triplet's
+        // first, which that triplet then writes; the last triplet of a vector is copied exactly.
+        const std::array<float, 4>* padded = tables_->padded_points.data();
+        // Whole groups of eight whose padded copies stay inside the vector: the last triplet of a
+        // vector without leftovers goes through the exact path below.
+        const std::size_t groups = (leftovers_ > 0 ? triplets_ : triplets_ - 1) / 8, record = this->bytes_per_vector();
+        for (std::size_t g = 0; g < groups; ++g) {
+            // Whole 8-byte loads where the record extends that far past the group's start (a word
+            // assembled from narrower loads stalls on store forwarding); the masks keep only this
+            // group's bits. The last group of a short record reads its bytes exactly.
+            std::uint64_t low = 0, high = 0;
+            if (g * B + (B > 8 ? 16 : 8) <= record) {
+                std::memcpy(&low, in + g * B, 8);
+                if constexpr (B > 8) std::memcpy(&high, in + g * B + 8, 8);
+            } else {
+                std::memcpy(&low, in + g * B, B < 8 ? B : 8);
+                if constexpr (B > 8) std::memcpy(&high, in + g * B + 8, B - 8);
+            }
+            for (unsigned k = 0; k < 8; ++k) {
+                const unsigned at = k * B;
+                const std::uint64_t bits = at >= 64 ? high >> (at - 64) : at + B <= 64 ? low >> at : (low >> at) | (high << (64 - at));
+                std::memcpy(out + 3 * (8 * g + k), padded[static_cast<std::uint32_t>(bits) & ((1u << B) - 1)].data(), 16);
+            }
+        }
+        BitReader reader(in + groups * B);
+        for (std::size_t i = 8 * groups; i < triplets_; ++i) {
+            const auto& p = points[reader.get(B)];
+            out[3 * i] = p[0];
+            out[3 * i + 1] = p[1];
+            out[3 * i + 2] = p[2];
+        }
+        for (std::size_t j = 3 * triplets_; j < dim(); ++j) out[j] = leftover_.levels[reader.get(leftover_bits_)];
+    }
+
     unsigned triplet_bits_;
     std::shared_ptr<const detail::TripletTables> tables_;
     std::size_t triplets_ = 0, leftovers_ = 0;

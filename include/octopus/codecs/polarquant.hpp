@@ -81,7 +81,7 @@ public:
                     float angle = std::atan2(b, a);
                     if (level == 0 && angle < 0.0f) angle += two_pi;
                     writer.put(quantizers_[level].cell(angle), level_bits_[level]);
-                    r[i] = std::sqrt(a * a + b * b);
+                    r[i] = std::sqrt(detail::product(a, a) + detail::product(b, b));  // unfused on every build
                 }
             detail::store_norm(r[0], norm_format_, out + code_bytes_ + block * detail::norm_bytes(norm_format_));
         }
@@ -121,6 +121,7 @@ private:
         uniform.lo = 0.0;
         uniform.hi = 6.283185307179586;
         uniform.scale = 1.0;
+        uniform.symmetric = true;
         return lloyd_max(uniform, count);
     }
 

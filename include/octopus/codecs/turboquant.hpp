@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,10 @@
 #include "octopus/lloyd_max.hpp"
 #include "octopus/packing.hpp"
 #include "octopus/rotation.hpp"
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 namespace octopus {
 
@@ -51,20 +56,18 @@ public:
         detail::store_norm(norm, norm_format_, out + code_bytes_);
     }
 
-    void decode_vector(const std::uint8_t* in, float* out) const {
-        const std::size_t d = dim();
-        BitReader reader(in);
-        for (std::size_t i = 0; i < d; ++i) out[i] = quantizer_.levels[reader.get(bits_)];
-        rotation_.apply_inverse(out);
-        const float norm = stored_norm(in);
-        for (std::size_t i = 0; i < d; ++i) out[i] *= norm;
+    void decode_vector(const std::uint8_t* in, float* out) const { detail::decode_through_rotation(*this, in, out); }
+
+    /// The record's unit vector in the rotated domain (its levels, before the inverse rotation and
+    /// the norm) into out (dim() floats); returns the stored norm. What fused attention reads.
+    float decode_rotated(const std::uint8_t* in, float* out) const {
+        detail::with_bits<1, kMaxScalarBits>(bits_, [&]<unsigned B>() { decode_levels<B>(in, out); });
+        return stored_norm(in);
     }
 
+    /// q'·k' |k| from the codes: the record's rotated levels, met by the rotated query.
     float score_vector(const float* rotated_query, const std::uint8_t* in) const {
-        BitReader reader(in);
-        float sum = 0.0f;
-        for (std::size_t i = 0; i < dim(); ++i) sum += rotated_query[i] * quantizer_.levels[reader.get(bits_)];
-        return sum * stored_norm(in);
+        return detail::score_in_rotation(*this, rotated_query, in);
     }
 
     bool vector_is_valid(const std::uint8_t* in) const {
@@ -72,6 +75,40 @@ public:
     }
 
 private:
+    /// Eight codes of B bits fill exactly B bytes: each group is read as one word, split with a shift
+    /// per lane and looked up in levels held in registers (vpermps: eight levels per register).
+    template <unsigned B>
+    void decode_levels(const std::uint8_t* in, float* out) const {
+        const std::size_t d = dim();
+#if defined(__AVX2__)
+        const float* lv = quantizer_.levels.data();
+        const __m256 low = _mm256_loadu_ps(std::array<float, 8>{lv[0], lv[1 % (1u << B)], lv[2 % (1u << B)], lv[3 % (1u << B)],
+                                                                lv[4 % (1u << B)], lv[5 % (1u << B)], lv[6 % (1u << B)], lv[7 % (1u << B)]}
+                                               .data());
+        const __m256 high = B == 4 ? _mm256_loadu_ps(lv + (B == 4 ? 8 : 0)) : low;
+        const __m256i shifts = _mm256_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
+        const __m256i mask = _mm256_set1_epi32((1 << B) - 1);
+        for (std::size_t g = 0; g < d / 8; ++g) {
+            // One whole 4-byte load (a word assembled from narrower loads stalls on store forwarding):
+            // for B ≥ 2 it ends at most 2 bytes past the codes, inside the norm that follows them; the
+            // shifts and the mask keep only this group's bits.
+            std::uint32_t word = 0;
+            if constexpr (B == 1)
+                word = in[g];
+            else
+                std::memcpy(&word, in + g * B, 4);
+            const __m256i codes = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(word)), shifts), mask);
+            __m256 v = _mm256_permutevar8x32_ps(low, codes);
+            if constexpr (B == 4)
+                v = _mm256_blendv_ps(v, _mm256_permutevar8x32_ps(high, codes), _mm256_castsi256_ps(_mm256_slli_epi32(codes, 28)));
+            _mm256_storeu_ps(out + 8 * g, v);
+        }
+#else
+        BitReader reader(in);
+        for (std::size_t i = 0; i < d; ++i) out[i] = quantizer_.levels[reader.get(B)];
+#endif
+    }
+
     unsigned bits_;
     detail::ScalarQuantizer quantizer_;
 };
