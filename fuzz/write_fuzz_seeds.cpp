@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
         return 2;
     }
     const std::filesystem::path root = argv[1];
+    // fuzz_cache_file reads byte ≥ 128 as "paged" and byte % kConfigCount as the configuration.
+    const std::size_t paged_pick = (128 + octopus_fuzz::kConfigCount - 1) / octopus_fuzz::kConfigCount * octopus_fuzz::kConfigCount;
+    static_assert(octopus_fuzz::kConfigCount <= 64, "the paged picks must stay below 256");
     for (std::size_t i = 0; i < octopus_fuzz::kConfigCount; ++i) {
         const octopus::CodecConfig config = octopus::parse_codec_config(octopus_fuzz::kConfigs[i]);
         const octopus::Codec& codec = octopus_fuzz::codec(i);
@@ -39,7 +42,7 @@ int main(int argc, char** argv) {
         write(root / "fuzz_cache_file" / ("contiguous_" + std::to_string(i)),
               pick + as_text(octopus::save_cache(config.name, config.spec, packed)));
         write(root / "fuzz_cache_file" / ("paged_" + std::to_string(i)),
-              std::string(1, static_cast<char>(128 + i)) + as_text(octopus::save_cache(config.name, config.spec, packed, {16})));
+              std::string(1, static_cast<char>(paged_pick + i)) + as_text(octopus::save_cache(config.name, config.spec, packed, {16})));
         write(root / "fuzz_codec_config" / ("canonical_" + std::to_string(i)), octopus::format_codec_config(config));
         write(root / "fuzz_codec_config" / ("given_" + std::to_string(i)), octopus_fuzz::kConfigs[i]);
     }
