@@ -38,13 +38,12 @@ inline std::string header_field(const std::string& header, const std::string& ke
 
 }  // namespace detail
 
-/// Reads a .npy array from `file` (a seekable stream; `name` is the file's name in messages). Throws
+/// Reads a .npy array from `file` (a seekable stream; `path` is the file's name in messages). Throws
 /// octopus::error naming the file for anything but a complete little-endian, C-order float32 or
 /// float16 array of finite values: a bad magic or version, a damaged header, a shape whose size
 /// overflows or exceeds what the stream holds (checked before anything is allocated), a truncated or
 /// overlong payload.
-inline NpyArray read_npy(std::istream& file, const std::string& name) {
-    const std::string& path = name;
+inline NpyArray read_npy(std::istream& file, const std::string& path) {
     const std::streamoff start = file.tellg();
     file.seekg(0, std::ios::end);
     const std::streamoff end = file.tellg();

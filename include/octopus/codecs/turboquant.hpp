@@ -37,6 +37,7 @@ public:
     explicit TurboQuant(const CodecSpec& spec)
         : RotatedCodec(spec), bits_(detail::whole_bits(spec.bits, name())) {
         quantizer_ = detail::ScalarQuantizer(*coordinate_codebook(spec.dim, std::size_t{1} << bits_)).with_half_levels();
+        for (std::size_t i = 0; i < register_levels_.size(); ++i) register_levels_[i] = quantizer_.levels[i % quantizer_.levels.size()];
         code_bytes_ = packed_bytes(spec.dim, bits_);
     }
 
@@ -81,11 +82,7 @@ private:
     void decode_levels(const std::uint8_t* in, float* out) const {
         const std::size_t d = dim();
 #if defined(__AVX2__)
-        const float* lv = quantizer_.levels.data();
-        const __m256 low = _mm256_loadu_ps(std::array<float, 8>{lv[0], lv[1 % (1u << B)], lv[2 % (1u << B)], lv[3 % (1u << B)],
-                                                                lv[4 % (1u << B)], lv[5 % (1u << B)], lv[6 % (1u << B)], lv[7 % (1u << B)]}
-                                               .data());
-        const __m256 high = B == 4 ? _mm256_loadu_ps(lv + (B == 4 ? 8 : 0)) : low;
+        const __m256 low = _mm256_loadu_ps(register_levels_.data()), high = _mm256_loadu_ps(register_levels_.data() + 8);
         const __m256i shifts = _mm256_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
         const __m256i mask = _mm256_set1_epi32((1 << B) - 1);
         for (std::size_t g = 0; g < d / 8; ++g) {
@@ -111,6 +108,7 @@ private:
 
     unsigned bits_;
     detail::ScalarQuantizer quantizer_;
+    std::array<float, 16> register_levels_{};  // the levels repeated to 16: two registers for decode_levels' lookups
 };
 
 }  // namespace octopus
