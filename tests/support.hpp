@@ -6,6 +6,7 @@
 #include <octopus/synthetic.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <numeric>
 #include <vector>
@@ -79,6 +80,21 @@ double mse_over_seeds(Make make, const std::vector<float>& x, int seeds) {
     double total = 0.0;
     for (int s = 0; s < seeds; ++s) total += per_vector_mse(make(static_cast<std::uint64_t>(1000 + s)), x);
     return total / seeds;
+}
+
+/// The rotation must make one-hot, all-ones and outlier-channel keys look uniform: the MSE of
+/// `make(seed)` (a codec at head dim d) on each within 7% of its MSE on uniform keys (what rotation.hpp
+/// promises for three rounds), the structured ones averaged over rotations.
+template <class Make>
+void expect_structured_inputs_like_uniform(Make make, std::size_t d, const char* name) {
+    const double uniform = per_vector_mse(make(1), octopus::uniform_unit_vectors(4000, d, 9));
+    const double one_hot = mse_over_seeds(make, one_hot_vectors(d), 20);
+    const double ones = mse_over_seeds(make, all_ones_vector(d), 200);
+    const double outliers = per_vector_mse(make(1), octopus::outlier_channel_vectors(4000, d, 9, 4, 50.0));
+    std::printf("%s d %zu: uniform %.5f one-hot %.5f all-ones %.5f outliers %.5f\n", name, d, uniform, one_hot, ones, outliers);
+    EXPECT_NEAR(one_hot / uniform, 1.0, 0.07) << name << " d " << d << " one-hot " << one_hot << " uniform " << uniform;
+    EXPECT_NEAR(ones / uniform, 1.0, 0.07) << name << " d " << d << " all-ones " << ones << " uniform " << uniform;
+    EXPECT_NEAR(outliers / uniform, 1.0, 0.07) << name << " d " << d << " outliers " << outliers << " uniform " << uniform;
 }
 
 }  // namespace octopus_test

@@ -1,6 +1,6 @@
 // The cache file format (cache_file.hpp): round trips through buffers and streams, every refusal with
-// its message and the caller's output untouched, and a file written by format version 1 that every
-// later build must keep reading.
+// its message and the caller's output untouched, and golden files of each format version that later
+// builds must keep reading (or, for codes whose codebook changed since, refuse by name).
 #include <octopus/cache_file.hpp>
 #include <octopus/octopus.hpp>
 
@@ -18,6 +18,8 @@ using octopus::CodecSpec;
 using octopus::NormFormat;
 
 const CodecSpec kSpec{64, 8.0 / 3, 7, NormFormat::fp16};
+
+std::size_t record_size() { return octopus::make_codec("octopus", kSpec).bytes_per_vector(); }
 
 std::vector<std::uint8_t> records(std::size_t n) {
     const auto codec = octopus::make_codec("octopus", kSpec);
@@ -63,10 +65,10 @@ TEST(CacheFile, RefusesWhatTheReaderDidNotWriteAndSaysWhat) {
     expect_refusal(bad, "octopus", kSpec, paged, "not an octopus cache file");
     expect_refusal({}, "octopus", kSpec, paged, "not an octopus cache file");
     bad = file;
-    bad[8] = 2;  // version 2
-    expect_refusal(bad, "octopus", kSpec, paged, "format version 2 is unknown");
+    bad[8] = 3;  // version 3
+    expect_refusal(bad, "octopus", kSpec, paged, "format version 3 is unknown");
     bad = file;
-    bad[30] ^= 0x10;  // inside the seed: the header checksum catches it
+    bad[36] ^= 0x10;  // inside the seed: the header checksum catches it
     expect_refusal(bad, "octopus", kSpec, paged, "header's checksum fails");
     expect_refusal(file, "octopus-paper", kSpec, paged, "codec differs");
     expect_refusal(file, "turboquant", {64, 3, 7, NormFormat::fp16}, paged, "codec differs");
@@ -99,14 +101,40 @@ TEST(CacheFile, SaveRefusesPartialRecordsAndPartialPages) {
     EXPECT_THROW(octopus::save_cache("zip", kSpec, payload), octopus::error);
 }
 
-TEST(CacheFile, ReadsTheVersion1GoldenFile) {
-    // tests/data/cache_v1.octkv: 32 records of octopus d=64 b=8/3 seed 7 fp16 norms in pages of 16, written by
-    // format version 1 (2026-12-04). Later builds must keep reading it.
-    std::ifstream in(OCTOPUS_TEST_DATA "/cache_v1.octkv", std::ios::binary);
-    ASSERT_TRUE(in) << "missing " OCTOPUS_TEST_DATA "/cache_v1.octkv";
+TEST(CacheFile, ReadsTheGoldenFilesOfEachVersion) {
+    const auto read = [](const char* name) {
+        std::ifstream in(std::string(OCTOPUS_TEST_DATA "/") + name, std::ios::binary);
+        EXPECT_TRUE(in) << "missing " << name;
+        return std::vector<std::uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    };
+    // cache_v2.octkv: 32 records of octopus d=64 b=8/3 seed 7 fp16 norms in pages of 16, format version 2
+    // (2026-12-05, codebook revision 2). Later builds must keep reading it.
     std::vector<std::uint8_t> back;
-    octopus::load_cache(in, "octopus", kSpec, back, CacheLayout{16});
+    octopus::load_cache(read("cache_v2.octkv"), "octopus", kSpec, back, CacheLayout{16});
     EXPECT_EQ(back, records(32));
+    // cache_v1_turboquant.octkv: 32 records of turboquant d=64 b=3 seed 7 fp16 norms in pages of 16, written by
+    // format version 1 (the library of 2026-12-04): TurboQuant's codebook has not changed, so it loads.
+    const CodecSpec turbo{64, 3, 7, NormFormat::fp16};
+    octopus::load_cache(read("cache_v1_turboquant.octkv"), "turboquant", turbo, back, CacheLayout{16});
+    EXPECT_EQ(back, octopus::make_codec("turboquant", turbo).encode(std::span<const float>(octopus::uniform_unit_vectors(32, 64, 3))));
+    // cache_v1.octkv: the same as cache_v2.octkv written by format version 1, whose octopus codes meant the
+    // codebook before v2: refused, the output untouched.
+    expect_refusal(read("cache_v1.octkv"), "octopus", kSpec, CacheLayout{16}, "codebook revision 1 (format version 1)");
+}
+
+TEST(CacheFile, CodebookRevisionsAreNamedAndWritten) {
+    EXPECT_EQ(octopus::codebook_revision("octopus"), 2u);
+    EXPECT_EQ(octopus::codebook_revision("turboquant"), 1u);
+    EXPECT_THROW(octopus::codebook_revision("zip"), octopus::error);
+    // A version-2 header whose revision field is changed (checksum recomputed) is refused by name.
+    auto file = octopus::save_cache("octopus", kSpec, records(16));
+    const std::size_t at = 8 + 4 + 2 + 7;  // magic, version, name length, "octopus"
+    ASSERT_EQ(file[at], 2);
+    file[at] = 3;
+    const std::size_t hashed = file.size() - 16 * record_size() - 8;
+    const std::uint64_t h = XXH64(file.data(), hashed, 0);
+    for (int i = 0; i < 8; ++i) file[hashed + i] = static_cast<std::uint8_t>(h >> (8 * i));
+    expect_refusal(file, "octopus", kSpec, {}, "codebook revision 3 (format version 2)");
 }
 
 }  // namespace

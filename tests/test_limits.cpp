@@ -87,9 +87,9 @@ TEST(Limits, CacheFileRecordCountsNearTwoToThe64AreRefused) {
     const auto codec = octopus::make_codec("octopus", spec);
     const auto payload = codec.encode(std::span<const float>(octopus::uniform_unit_vectors(4, 64, 1)));
     const auto file = octopus::save_cache("octopus", spec, payload);
-    // The record count sits after magic 8, version 4, name length 2, "octopus" 7, dim 4, bits 4,
+    // The record count sits after magic 8, version 4, name length 2, "octopus" 7, codebook revision 4, dim 4, bits 4,
     // seed 8, norm 1, layout 1, page size 4, record size 4; the header checksum covers all before it.
-    constexpr std::size_t kRecords = 47, kHeaderHash = kRecords + 16;
+    constexpr std::size_t kRecords = 51, kHeaderHash = kRecords + 16;
     for (std::uint64_t count : {std::uint64_t{1} << 31, std::uint64_t{1} << 63, ~std::uint64_t{0}, ~std::uint64_t{0} / codec.bytes_per_vector()}) {
         auto bad = file;
         for (int i = 0; i < 8; ++i) bad[kRecords + i] = static_cast<std::uint8_t>(count >> (8 * i));

@@ -18,25 +18,30 @@ using octopus::OctopusPaper;
 using octopus::TurboQuant;
 using octopus_test::per_vector_mse;
 
-// The targets at d = 128, with TurboQuant measured on the same keys in the same run.
-TEST(Octopus, BeatsTurboQuantAtD128) {
+// The codebook targets at d = 128 (20,000 uniform unit keys, fp32 norms), with TurboQuant and the
+// paper's code measured on the same keys in the same run.
+TEST(Octopus, MeetsTheCodebookTargetsAtD128) {
     const auto keys = octopus::uniform_unit_vectors(20000, 128, 31);
-    const double ceiling[] = {0.0, 0.1160, 0.0330, 0.0090};  // b = 2, 3, 4
-    for (int b = 2; b <= 4; ++b) {
-        const double octopus_mse = per_vector_mse(Octopus(CodecSpec{128, double(b), 1}), keys);
-        const double paper_mse = per_vector_mse(OctopusPaper(CodecSpec{128, double(b), 1}), keys);
-        const double turbo_mse = per_vector_mse(TurboQuant(CodecSpec{128, double(b), 1}), keys);
-        std::printf("d 128 b %d: octopus %.5f  octopus-paper %.5f  turboquant %.5f\n", b, octopus_mse, paper_mse, turbo_mse);
-        EXPECT_LE(octopus_mse, ceiling[b - 1]) << "b = " << b;
-        EXPECT_LT(octopus_mse, turbo_mse) << "b = " << b;
+    const std::pair<double, double> targets[] = {{1.0, 0.3609}, {2.0, 0.1060}, {8.0 / 3.0, 0.0465}, {3.0, 0.0285}, {4.0, 0.0076}};
+    for (const auto& [b, ceiling] : targets) {
+        const double octopus_mse = per_vector_mse(Octopus(CodecSpec{128, b, 1}), keys);
+        const double paper_mse = per_vector_mse(OctopusPaper(CodecSpec{128, b, 1}), keys);
+        std::printf("d 128 b %.2f: octopus %.5f  octopus-paper %.5f", b, octopus_mse, paper_mse);
+        EXPECT_LE(octopus_mse, ceiling) << "b = " << b;
         EXPECT_LT(octopus_mse, paper_mse) << "b = " << b;
+        if (b == std::floor(b)) {
+            const double turbo_mse = per_vector_mse(TurboQuant(CodecSpec{128, b, 1}), keys);
+            std::printf("  turboquant %.5f", turbo_mse);
+            EXPECT_LT(octopus_mse, turbo_mse) << "b = " << b;
+        }
+        std::printf("\n");
     }
 }
 
 TEST(Octopus, SameOrderingAtD64AndD256) {
     for (std::size_t d : {64u, 256u}) {
         const auto keys = octopus::uniform_unit_vectors(8000, d, 32);
-        for (int b = 2; b <= 4; ++b) {
+        for (int b = 1; b <= 4; ++b) {
             const double octopus_mse = per_vector_mse(Octopus(CodecSpec{d, double(b), 1}), keys);
             const double turbo_mse = per_vector_mse(TurboQuant(CodecSpec{d, double(b), 1}), keys);
             EXPECT_LT(octopus_mse, turbo_mse) << "d " << d << " b " << b;
@@ -55,17 +60,9 @@ TEST(Octopus, MeasuredErrorMatchesTheDesignAtEveryDim) {
 }
 
 TEST(Octopus, StructuredInputsAreSpreadLikeUniformOnes) {
-    constexpr std::size_t d = 128;
-    const auto make = [](std::uint64_t seed) { return Octopus(CodecSpec{d, 3, seed}); };
-    const double uniform = per_vector_mse(make(1), octopus::uniform_unit_vectors(4000, d, 9));
-    const double one_hot = octopus_test::mse_over_seeds(make, octopus_test::one_hot_vectors(d), 20);
-    const double ones = octopus_test::mse_over_seeds(make, octopus_test::all_ones_vector(d), 200);
-    const double outliers = per_vector_mse(make(1), octopus::outlier_channel_vectors(4000, d, 9, 4, 50.0));
-    std::printf("octopus d 128 b 3: uniform %.5f one-hot %.5f all-ones %.5f outliers %.5f\n", uniform, one_hot, ones,
-                outliers);
-    EXPECT_NEAR(one_hot / uniform, 1.0, 0.07);
-    EXPECT_NEAR(ones / uniform, 1.0, 0.07);
-    EXPECT_NEAR(outliers / uniform, 1.0, 0.07);
+    for (std::size_t d : {64u, 128u, 256u})
+        octopus_test::expect_structured_inputs_like_uniform([d](std::uint64_t seed) { return Octopus(CodecSpec{d, 3, seed}); }, d,
+                                                            "octopus b 3");
 }
 
 TEST(Octopus, DotEqualsTheDotOfTheDecodedKeys) {

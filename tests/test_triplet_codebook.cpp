@@ -25,31 +25,7 @@ std::vector<float> sample_triplets(std::size_t d, std::size_t vectors, std::uint
 
 TEST(TripletCodebook, UsesEveryCodeOfEveryBitWidth) {
     for (unsigned bits : {3u, 6u, 7u, 9u, 12u}) {
-        EXPECT_EQ(octopus::octopus_triplet_codebook(128, bits).codes(), std::size_t{1} << bits) << bits;
         EXPECT_EQ(octopus::paper_triplet_codebook(128, bits).codes(), std::size_t{1} << bits) << bits;
-    }
-}
-
-TEST(TripletCodebook, RingsMeetTheirOptimalityConditions) {
-    for (std::size_t d : {64u, 128u, 256u}) {
-        const auto density = octopus::triplet_norm_density(static_cast<int>(d));
-        const auto book = octopus::octopus_triplet_codebook(d, 9);
-        ASSERT_GE(book.rings(), 2u);
-        for (std::size_t k = 0; k < book.rings(); ++k) {
-            // Decode radius = E[r | ring], by Simpson.
-            const double a = k == 0 ? 0.0 : book.ring_thresholds[k - 1];
-            const double b = k + 1 == book.rings() ? 1.0 : book.ring_thresholds[k];
-            const double mass = simpson(density.pdf, a, b);
-            const double first = simpson([&](double r) { return r * density.pdf(r); }, a, b);
-            EXPECT_NEAR(book.radius[k], first / mass, 1e-7) << "d " << d << " ring " << k;
-            // Boundary: the two rings' expected errors at r are equal, g(2rρ − ρ²) on both sides.
-            if (k + 1 < book.rings()) {
-                const double r = book.ring_thresholds[k];
-                const double g0 = 1.0 - book.grids[k]->distortion(), g1 = 1.0 - book.grids[k + 1]->distortion();
-                const double r0 = book.radius[k], r1 = book.radius[k + 1];
-                EXPECT_NEAR(g0 * (2 * r * r0 - r0 * r0), g1 * (2 * r * r1 - r1 * r1), 1e-12);
-            }
-        }
     }
 }
 
@@ -74,7 +50,7 @@ TEST(TripletCodebook, DesignErrorMatchesSampledTriplets) {
     for (std::size_t d : {64u, 128u})
         for (unsigned bits : {6u, 9u}) {
             const auto triplets = sample_triplets(d, 4000, 5 + bits);
-            const octopus::detail::TripletTables tables(octopus::octopus_triplet_codebook(d, bits));
+            const octopus::detail::TripletTables tables(octopus::paper_triplet_codebook(d, bits));
             double error = 0.0;
             const std::size_t n = triplets.size() / 3;
             for (std::size_t i = 0; i < n; ++i) {
@@ -85,38 +61,11 @@ TEST(TripletCodebook, DesignErrorMatchesSampledTriplets) {
         }
 }
 
-// The centroid table: each code's point is the mean of the triplets that encode to it.
-TEST(TripletCodebook, PointsAreCentroidsOfTheirCodes) {
-    const std::size_t d = 128;
-    const unsigned bits = 6;
-    const auto triplets = sample_triplets(d, 20000, 77);
-    const octopus::detail::TripletTables tables(octopus::octopus_triplet_codebook(d, bits));
-    const std::size_t codes = std::size_t{1} << bits, n = triplets.size() / 3;
-    std::vector<std::array<double, 3>> sum(codes, {0, 0, 0}), square(codes, {0, 0, 0});
-    std::vector<std::size_t> count(codes, 0);
-    for (std::size_t i = 0; i < n; ++i) {
-        const auto c = tables.encode(&triplets[3 * i]);
-        ++count[c];
-        for (int k = 0; k < 3; ++k) {
-            sum[c][k] += triplets[3 * i + k];
-            square[c][k] += double(triplets[3 * i + k]) * triplets[3 * i + k];
-        }
-    }
-    for (std::size_t c = 0; c < codes; ++c) {
-        ASSERT_GT(count[c], 100u) << "code " << c;
-        for (int k = 0; k < 3; ++k) {
-            const double mean = sum[c][k] / count[c];
-            const double variance = square[c][k] / count[c] - mean * mean;
-            EXPECT_NEAR(tables.points[c][k], mean, 5.0 * std::sqrt(variance / count[c]) + 1e-6) << "code " << c;
-        }
-    }
-}
-
 // The batched (AVX2 where built with it) encoder against the scalar specification, on sampled
 // triplets and on the seams: zeros, axes, the equator, signed zeros.
 TEST(TripletCodebook, BatchedEncoderMatchesTheScalarOne) {
     for (unsigned bits : {3u, 7u, 12u}) {
-        const octopus::detail::TripletTables tables(octopus::octopus_triplet_codebook(128, bits));
+        const octopus::detail::TripletTables tables(octopus::paper_triplet_codebook(128, bits));
         auto triplets = sample_triplets(128, 200, 3);
         const float seams[][3] = {{0, 0, 0}, {0, 0, 0.2f}, {0, 0, -0.2f}, {0.1f, 0, 0}, {-0.1f, 0, 0}, {0, -0.3f, 0},
                                   {0.1f, -0.1f, 0}, {-0.0f, 0.0f, -0.1f}, {0.05f, 0.05f, -0.05f}, {-1e-30f, 1e-30f, 0}};
@@ -133,7 +82,6 @@ TEST(TripletCodebook, BatchedEncoderMatchesTheScalarOne) {
 
 TEST(TripletCodebook, RefusesBitsOutOfRange) {
     for (unsigned bits : {0u, 2u, 13u}) {
-        EXPECT_THROW(octopus::octopus_triplet_codebook(128, bits), octopus::error);
         EXPECT_THROW(octopus::paper_triplet_codebook(128, bits), octopus::error);
     }
 }

@@ -2,13 +2,16 @@
 // that bytes written by one codec configuration are never read by another: a header that names the
 // codec, its spec and the layout, a checksum of the header and one of the payload, then the records.
 //
-// Layout, little-endian, version 1:
+// Layout, little-endian, version 2:
 //   magic "OCTKVC\r\n" (8 bytes: the CR LF catches text-mode transfers) | format version u32 |
-//   codec name length u16 | codec name | dim u32 | bits ×3 u32 (b = 2.67 is stored as 8) | seed u64 |
+//   codec name length u16 | codec name | codebook revision u32 (registry.hpp's codebook_revision) |
+//   dim u32 | bits ×3 u32 (b = 2.67 is stored as 8) | seed u64 |
 //   norm format u8 (0 fp32, 1 fp16) | layout u8 (0 contiguous, 1 paged) | tokens per page u32 (0 when
 //   contiguous) | record bytes u32 | records u64 | XXH64 of the payload u64 | XXH64 of every header byte
 //   before this field u64 | payload (records × record bytes).
-// XXH64 comes from the xxHash library (Debian's libxxhash-dev), inlined.
+// Version 1 is the same without the codebook revision, which is then 1: such files still load for every
+// codec whose codebook has not changed since, and are refused for `octopus`, whose codes now mean other
+// points. XXH64 comes from the xxHash library (Debian's libxxhash-dev), inlined.
 //
 // A reader states what it expects (codec name, spec, layout); load_cache refuses, with a message that
 // names the field, a wrong magic, an unknown version, a damaged header, any field other than the
@@ -38,8 +41,8 @@
 
 namespace octopus {
 
-/// The format version this build writes and the only one it reads.
-inline constexpr std::uint32_t kCacheFormatVersion = 1;
+/// The format version this build writes; it reads this one and version 1.
+inline constexpr std::uint32_t kCacheFormatVersion = 2;
 
 /// How the records are laid out: one contiguous run, or pages of a fixed number of tokens.
 struct CacheLayout {
@@ -60,6 +63,7 @@ inline constexpr std::size_t kMaxCodecName = 64;
 /// What a cache header says, decoded.
 struct CacheHeader {
     std::string codec;
+    std::uint32_t codebook_revision = 1;
     std::uint32_t dim = 0, bits_thirds = 0, page_tokens = 0, record_bytes = 0;
     std::uint64_t seed = 0, records = 0, payload_hash = 0;
     std::uint8_t norm = 0, layout = 0;
@@ -101,6 +105,7 @@ inline std::vector<std::uint8_t> cache_header(std::string_view codec, const Code
     put_le<std::uint32_t>(h, kCacheFormatVersion);
     put_le<std::uint16_t>(h, static_cast<std::uint16_t>(codec.size()));
     h.insert(h.end(), codec.begin(), codec.end());
+    put_le<std::uint32_t>(h, codebook_revision(codec));
     put_le<std::uint32_t>(h, static_cast<std::uint32_t>(spec.dim));
     put_le<std::uint32_t>(h, bits_thirds(spec.bits));
     put_le<std::uint64_t>(h, spec.seed);
@@ -155,7 +160,7 @@ inline void save_cache(std::ostream& out, std::string_view codec, const CodecSpe
 
 /// Reads a cache file that must have been written for exactly codec `codec`, `spec` and `layout`, and
 /// sets `records` to its payload. Throws octopus::error, naming what differs, for a wrong magic, an
-/// unknown version, a damaged header, another codec, dim, bits, seed, norm format or layout, a
+/// unknown version, a damaged header, another codec or codebook revision, dim, bits, seed, norm format or layout, a
 /// truncated or overlong file, or a payload whose checksum fails; `records` is then unchanged.
 inline void load_cache(std::span<const std::uint8_t> file, std::string_view codec, const CodecSpec& spec, std::vector<std::uint8_t>& records,
                        CacheLayout layout = {}) {
@@ -165,14 +170,16 @@ inline void load_cache(std::span<const std::uint8_t> file, std::string_view code
             "load_cache: not an octopus cache file (its first bytes are not the magic \"OCTKVC\\r\\n\")");
     detail::HeaderReader r{file, sizeof(detail::kCacheMagic)};
     const auto version = r.get<std::uint32_t>("version");
-    require(version == kCacheFormatVersion, "load_cache: format version " + std::to_string(version) +
-                                                " is unknown to this build, which reads version " + std::to_string(kCacheFormatVersion));
+    require(version == 1 || version == kCacheFormatVersion, "load_cache: format version " + std::to_string(version) +
+                                                                 " is unknown to this build, which reads versions 1 and " +
+                                                                 std::to_string(kCacheFormatVersion));
     detail::CacheHeader h;
     const auto name_length = r.get<std::uint16_t>("codec name length");
     require(name_length <= detail::kMaxCodecName && r.at + name_length <= file.size(),
             "load_cache: the header's codec name length " + std::to_string(name_length) + " is damaged or the file truncated");
     h.codec.assign(reinterpret_cast<const char*>(file.data() + r.at), name_length);
     r.at += name_length;
+    if (version >= 2) h.codebook_revision = r.get<std::uint32_t>("codebook revision");
     h.dim = r.get<std::uint32_t>("dim");
     h.bits_thirds = r.get<std::uint32_t>("bits");
     h.seed = r.get<std::uint64_t>("seed");
@@ -195,6 +202,11 @@ inline void load_cache(std::span<const std::uint8_t> file, std::string_view code
                ", the reader expects " + expected;
     };
     require(h.codec == codec, mismatch("codec"));
+    const std::uint32_t revision = codebook_revision(codec);
+    require(h.codebook_revision == revision,
+            "load_cache: the cache's codes were written with " + h.codec + "'s codebook revision " +
+                std::to_string(h.codebook_revision) + " (format version " + std::to_string(version) + "); this build's " +
+                h.codec + " has revision " + std::to_string(revision) + " and would decode them to other points: re-encode the keys");
     require(h.dim == spec.dim, mismatch("head dim"));
     require(h.bits_thirds == detail::bits_thirds(spec.bits), mismatch("bits"));
     require(h.seed == spec.seed, mismatch("rotation seed"));

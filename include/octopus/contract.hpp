@@ -96,6 +96,11 @@ inline constexpr unsigned kMaxScalarBits = 4;
 /// OCTOPUS takes B ∈ [kMinTripletBits, kMaxTripletBits] bits per triplet (b = 1 to 4 in thirds).
 inline constexpr unsigned kMinTripletBits = 3;
 inline constexpr unsigned kMaxTripletBits = 12;
+/// OCTOPUS codebooks of up to this many bits per triplet are 2^B free points; above it they are folded:
+/// 2^(B−3) points of the positive octant, and a code's three low bits are the signs of x, y, z (set for
+/// negative), so that a decoder reads at most 512 entries.
+inline constexpr unsigned kMaxUnfoldedTripletBits = 9;
+OCTOPUS_HOST_DEVICE constexpr bool is_folded(unsigned triplet_bits) { return triplet_bits > kMaxUnfoldedTripletBits; }
 
 /// Bits of each of OCTOPUS's d mod 3 leftover coordinates, coded with the scalar codebook.
 OCTOPUS_HOST_DEVICE constexpr unsigned leftover_bits(unsigned triplet_bits) {

@@ -1,6 +1,7 @@
 // Codecs by name: what the sweep and an engine's configuration use to pick a codec at run time.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,15 @@ inline Codec make_codec(std::string_view name, const CodecSpec& spec) {
     std::string known;
     for (const auto& n : codec_names()) known += (known.empty() ? "" : ", ") + n;
     throw error("unknown codec '" + std::string(name) + "'; known codecs: " + known);
+}
+
+/// Which codebook the codes of codec `name` refer to: 1 for a codec whose codes mean today what they
+/// meant when cache files began, bumped when a codec's codes change meaning (`octopus` is 2 since its
+/// codebook v2, Lloyd's points), so that a file written under another revision is refused instead of
+/// decoded to other points. Throws octopus::error for an unknown name.
+inline std::uint32_t codebook_revision(std::string_view name) {
+    (void)make_codec(name, CodecSpec{64, 3, 1});  // the name check and its message
+    return name == Octopus::name() ? 2u : 1u;
 }
 
 }  // namespace octopus

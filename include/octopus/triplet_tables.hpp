@@ -20,6 +20,7 @@
 #include "octopus/detail/padded_search.hpp"
 #include "octopus/detail/rounded.hpp"
 #include "octopus/detail/scalar_quantizer.hpp"
+#include "octopus/detail/triplets_avx2.hpp"
 #include "octopus/octahedral.hpp"
 #include "octopus/triplet_codebook.hpp"
 
@@ -143,15 +144,8 @@ struct TripletTables {
 #if defined(__AVX2__) && defined(__FMA__)
     /// Eight triplets at once, lane for lane the same operations as encode(), so the same codes.
     void encode8_avx2(const float* t, std::uint32_t* codes) const {
-        // Eight interleaved (x, y, z) to three registers: blend each lane from the load that holds
-        // it, then put the lanes in order.
-        const __m256 a = _mm256_loadu_ps(t), b = _mm256_loadu_ps(t + 8), c = _mm256_loadu_ps(t + 16);
-        const __m256 x = _mm256_permutevar8x32_ps(_mm256_blend_ps(_mm256_blend_ps(a, b, 0x92), c, 0x24),
-                                                  _mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5));
-        const __m256 y = _mm256_permutevar8x32_ps(_mm256_blend_ps(_mm256_blend_ps(a, b, 0x24), c, 0x49),
-                                                  _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6));
-        const __m256 z = _mm256_permutevar8x32_ps(_mm256_blend_ps(_mm256_blend_ps(a, b, 0x49), c, 0x92),
-                                                  _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7));
+        __m256 x, y, z;
+        load_triplets8(t, x, y, z);
         // r² as triplet_norm computes it, each product rounded (never fused), so the ring decisions
         // match encode() bit for bit.
         const __m256 r = _mm256_sqrt_ps(_mm256_add_ps(

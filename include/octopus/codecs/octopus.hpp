@@ -1,14 +1,16 @@
-// OCTOPUS (arXiv 2605.21226): rotate, cut the rotated key into triplets, and code each triplet's norm
-// and octahedral direction together with B = 3b bits from a codebook matched to their exact marginals.
+// OCTOPUS (arXiv 2605.21226): rotate, cut the rotated key into triplets, and code each triplet with
+// B = 3b bits from a codebook matched to the exact distribution of a rotated unit key's triplets.
 //
 // Stored per vector: ⌊d/3⌋ triplet codes of B bits, then the d mod 3 leftover coordinates coded with
 // the scalar (TurboQuant) codebook at max(1, ⌊B/3⌋) bits, packed exactly, zero padding to a byte, then
 // the norm (fp32 or fp16). Every B-bit pattern is a valid triplet code (the codebooks use all 2^B
-// cells), so damage is detectable only in the norm and the padding bits, which are checked.
+// codes), so damage is detectable only in the norm and the padding bits, which are checked.
 //
-// Two designs share this codec (see triplet_codebook.hpp): `octopus`, rings and per-ring direction
-// grids designed together and decoded at true 3-D centroids; `octopus-paper`, the literal product
-// code decoded at level values, kept so that the sweep shows what each design step buys.
+// Two designs share this codec: `octopus`, Lloyd's points on the exact triplet distribution (2^B free
+// points up to B = 9, above that 2^(B−3) points of one octant and three sign bits; shipped as tables,
+// triplet_point_tables.hpp), coded by exact nearest-point search; and `octopus-paper`, the literal
+// product code of rings and a Lloyd–Max grid of octahedral coordinates (triplet_codebook.hpp), kept so
+// that the sweep shows what the design buys.
 //
 // Reconstruction values (points and leftover levels) are stored rounded to the nearest fp16, so that the
 // CUDA kernels' tensor cores take them exactly; the codes do not change and the MSE moves by ppm.
@@ -33,28 +35,32 @@
 #include "octopus/packing.hpp"
 #include "octopus/rotation.hpp"
 #include "octopus/triplet_codebook.hpp"
+#include "octopus/triplet_point_tables.hpp"
 #include "octopus/triplet_tables.hpp"
 
 namespace octopus {
 
-/// The optimized OCTOPUS design: octopus_triplet_codebook.
+/// OCTOPUS's codebook: Lloyd's points on the exact triplet distribution, shipped as tables
+/// (codebooks/triplet_points.hpp), encoded by exact nearest-point search.
 struct OctopusDesign {
+    using Tables = TripletPointTables;
     static constexpr const char* name() { return "octopus"; }
-    static TripletCodebook build(std::size_t dim, unsigned bits) { return octopus_triplet_codebook(dim, bits); }
+    static Tables build(std::size_t dim, unsigned bits) { return Tables(dim, bits); }
 };
 
 /// The paper's literal product code: paper_triplet_codebook.
 struct OctopusPaperDesign {
+    using Tables = detail::TripletTables;
     static constexpr const char* name() { return "octopus-paper"; }
-    static TripletCodebook build(std::size_t dim, unsigned bits) { return paper_triplet_codebook(dim, bits); }
+    static Tables build(std::size_t dim, unsigned bits) { return Tables(paper_triplet_codebook(dim, bits)); }
 };
 
 namespace detail {
 
 template <class Design>
-std::shared_ptr<const TripletTables> triplet_tables(std::size_t dim, unsigned bits) {
-    return memoize<Design, std::pair<std::size_t, unsigned>, TripletTables>(
-        std::pair{dim, bits}, [&] { return TripletTables(Design::build(dim, bits)); });
+std::shared_ptr<const typename Design::Tables> triplet_tables(std::size_t dim, unsigned bits) {
+    return memoize<Design, std::pair<std::size_t, unsigned>, typename Design::Tables>(
+        std::pair{dim, bits}, [&] { return Design::build(dim, bits); });
 }
 
 }  // namespace detail
@@ -66,8 +72,9 @@ public:
     static constexpr const char* name() { return Design::name(); }
 
     /// Throws octopus::error for an unsupported dim, or bits that are not k/3 for k in 3..12. The
-    /// codebooks for (dim, bits) are designed on first use in the process (well under a second) and
-    /// shared by every codec built afterwards.
+    /// tables for (dim, bits) are built on first use in the process (under 30 ms for `octopus`, which
+    /// loads shipped points; up to a second for the paper's design) and shared by every codec built
+    /// afterwards.
     explicit TripletCodec(const CodecSpec& spec)
         : RotatedCodec(spec), triplet_bits_(detail::triplet_bits(spec.bits, Design::name())) {
         tables_ = detail::triplet_tables<Design>(spec.dim, triplet_bits_);
@@ -90,7 +97,7 @@ public:
     /// The reconstruction point of every triplet code, for unit keys.
     const std::vector<std::array<float, 3>>& points() const { return tables_->points; }
     /// The flattened search tables and points behind encode and decode (the CUDA headers upload them).
-    const detail::TripletTables& tables() const { return *tables_; }
+    const typename Design::Tables& tables() const { return *tables_; }
     /// Bits of each of the d mod 3 leftover codes, and their scalar codebook.
     unsigned leftover_bits() const { return leftover_bits_; }
     const std::vector<float>& leftover_levels() const { return leftover_.levels; }
@@ -173,7 +180,7 @@ private:
     }
 
     unsigned triplet_bits_;
-    std::shared_ptr<const detail::TripletTables> tables_;
+    std::shared_ptr<const typename Design::Tables> tables_;
     std::size_t triplets_ = 0, leftovers_ = 0;
     unsigned leftover_bits_ = 1;
     detail::ScalarQuantizer leftover_;

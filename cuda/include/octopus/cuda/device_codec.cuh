@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -41,7 +42,13 @@ struct CodecView {
     int scalar_threshold_count = 0;
     const __half* scalar_levels = nullptr;     // each level as a half
     const std::uint32_t* level_pairs = nullptr;  // TurboQuant: entry c = halves (level[c mod 2^b], level[c / 2^b])
-    // OCTOPUS's encoder tables (TripletTables' padded searches) and decoder points.
+    // OCTOPUS's encoder: the nearest-point index of `octopus` (TripletPointTables; its candidate lists
+    // as one 16-byte (x, y, z, |p|²) entry and one index per candidate, 8 per group; candidates set), or
+    // the padded searches of `octopus-paper` (TripletTables); then every code's point for the decoders.
+    octopus::detail::NearestPointView nearest{};
+    const float4* candidates = nullptr;
+    const std::uint32_t* candidate_indices = nullptr;
+    bool folded = false;
     const float* ring_table = nullptr;
     const float* row_table = nullptr;
     const float* column_table = nullptr;
@@ -69,34 +76,52 @@ public:
         view_.level_pairs = at<std::uint32_t>(level_pairs);
     }
 
-    /// Copies an OCTOPUS codec's rotation, triplet search tables, points and leftover codebook.
+    /// Copies an OCTOPUS codec's rotation, triplet encoder tables, points and leftover codebook.
     template <class Design>
     explicit DeviceCodec(const TripletCodec<Design>& codec) {
-        const octopus::detail::TripletTables& t = codec.tables();
+        const auto& t = codec.tables();
         view_.scheme = Scheme::octopus;
         view_.code_bits = static_cast<int>(codec.bits_per_triplet());
         view_.leftover_bits = static_cast<int>(codec.leftover_bits());
         view_.triplets = static_cast<int>(codec.dim() / 3);
-        view_.ring_steps = static_cast<int>(t.ring_steps);
-        view_.row_steps = static_cast<int>(t.row_steps);
-        view_.column_steps = static_cast<int>(t.column_steps);
-        view_.rows_per_ring = static_cast<int>(t.rows_per_ring);
         Builder b;
         const Shared shared =
             add_shared(b, codec, codec.leftover_thresholds(), codec.leftover_levels(), "octopus leftover level");
-        const std::size_t rings = b.add(t.ring_table), rows = b.add(t.row_table), columns = b.add(t.column_table);
-        const std::size_t base = b.add(t.row_base);
         std::vector<uint2> points;
         for (const auto& p : t.points) {
             const std::vector<__half> h = halves({p[0], p[1], p[2], 0.0f}, "octopus point");
             points.push_back(uint2{bits(__halves2half2(h[0], h[1])), bits(__halves2half2(h[2], h[3]))});
         }
         const std::size_t point_table = b.add(points);
-        upload(b, shared);
-        view_.ring_table = at<float>(rings);
-        view_.row_table = at<float>(rows);
-        view_.column_table = at<float>(columns);
-        view_.row_base = at<std::uint32_t>(base);
+        if constexpr (std::is_same_v<typename Design::Tables, TripletPointTables>) {
+            std::vector<float4> candidates;
+            std::vector<std::uint32_t> indices;
+            for (const auto& g : t.index.groups())
+                for (int k = 0; k < 8; ++k) {
+                    candidates.push_back(float4{g.x[k], g.y[k], g.z[k], g.sq[k]});
+                    indices.push_back(g.index[k]);
+                }
+            const std::size_t packed = b.add(candidates), index = b.add(indices), first = b.add(t.index.first_group());
+            upload(b, shared);
+            view_.nearest = t.index.view();
+            view_.nearest.groups = nullptr;  // the GPU reads `candidates` instead
+            view_.nearest.first_group = at<std::uint32_t>(first);
+            view_.candidates = at<float4>(packed);
+            view_.candidate_indices = at<std::uint32_t>(index);
+            view_.folded = t.folded;
+        } else {
+            view_.ring_steps = static_cast<int>(t.ring_steps);
+            view_.row_steps = static_cast<int>(t.row_steps);
+            view_.column_steps = static_cast<int>(t.column_steps);
+            view_.rows_per_ring = static_cast<int>(t.rows_per_ring);
+            const std::size_t rings = b.add(t.ring_table), rows = b.add(t.row_table), columns = b.add(t.column_table);
+            const std::size_t base = b.add(t.row_base);
+            upload(b, shared);
+            view_.ring_table = at<float>(rings);
+            view_.row_table = at<float>(rows);
+            view_.column_table = at<float>(columns);
+            view_.row_base = at<std::uint32_t>(base);
+        }
         view_.points = at<uint2>(point_table);
     }
 

@@ -53,9 +53,22 @@ __device__ inline std::uint32_t scalar_code(const CodecView& c, float y) {
     return code;
 }
 
-/// TripletTables::encode on the GPU, through the same shared functions (contract.hpp).
+/// Candidate k of group g from the device copy of the lists: one 16-byte load and one index.
+struct PackedCandidates {
+    const float4* points;
+    const std::uint32_t* indices;
+    __device__ octopus::detail::Candidate operator()(std::uint32_t g, int k) const {
+        const float4 p = __ldg(points + 8 * g + k);
+        return {p.x, p.y, p.z, p.w, __ldg(indices + 8 * g + k)};
+    }
+};
+
+/// The CPU's triplet encoder on the GPU, through the same shared functions: `octopus`'s nearest-point
+/// search (triplet_point_code), or `octopus-paper`'s padded searches (TripletTables::encode).
 __device__ inline std::uint32_t triplet_code(const CodecView& c, float x, float y, float z) {
     using octopus::detail::padded_search;
+    if (c.candidates != nullptr)
+        return octopus::detail::triplet_point_code(c.nearest, c.folded, x, y, z, PackedCandidates{c.candidates, c.candidate_indices});
     const float r = octopus::detail::triplet_norm(x, y, z);
     const std::uint32_t ring = padded_search(c.ring_table, static_cast<unsigned>(c.ring_steps), r);
     const SquarePoint<float> s = octopus::octahedral_encode(x, y, z);
