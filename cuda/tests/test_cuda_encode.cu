@@ -126,9 +126,10 @@ TEST_F(Gpu, EncodeKvWritesWhatTwoEncodesWrite) {
     EXPECT_EQ(key_cache.download(), got_keys);
 }
 
-/// One thread per input: the shared functions of contract.hpp as the encode kernel calls them.
+/// One thread per input: the shared functions of contract.hpp and detail/nearest_point.hpp as the encode
+/// kernel calls them (the nearest-point rank against one fixed point, the bent coordinate of x).
 __global__ void shared_arithmetic_kernel(const float* xyz, int n, const float* table, unsigned steps, float* norm,
-                                         float* u, float* v, std::uint32_t* cell) {
+                                         float* u, float* v, std::uint32_t* cell, float* rank, float* bent) {
     const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
     if (i >= n) return;
     const float x = xyz[3 * i], y = xyz[3 * i + 1], z = xyz[3 * i + 2];
@@ -137,6 +138,8 @@ __global__ void shared_arithmetic_kernel(const float* xyz, int n, const float* t
     u[i] = s.u;
     v[i] = s.v;
     cell[i] = octopus::detail::padded_search(table, steps, s.u);
+    rank[i] = octopus::detail::point_rank(x, y, z, 0.3125f, -0.171875f, 0.0977f, 0.1354f);
+    bent[i] = octopus::detail::bent(x, 0.1414f);
 }
 
 std::vector<std::uint32_t> float_bits(const std::vector<float>& x) {
@@ -159,7 +162,7 @@ TEST_F(Gpu, SharedArithmeticGivesTheHostsBitsOnTheDevice) {
     std::vector<float> table;
     for (int k = 0; k < 63; ++k) table.push_back(k < 50 ? -1.0f + 2.0f * k / 49.0f : INFINITY);
     const unsigned steps = 6;
-    std::vector<float> norm(n), u(n), v(n);
+    std::vector<float> norm(n), u(n), v(n), rank(n), bent(n);
     std::vector<std::uint32_t> cell(n);
     for (int i = 0; i < n; ++i) {
         norm[i] = octopus::detail::triplet_norm(xyz[3 * i], xyz[3 * i + 1], xyz[3 * i + 2]);
@@ -167,17 +170,21 @@ TEST_F(Gpu, SharedArithmeticGivesTheHostsBitsOnTheDevice) {
         u[i] = s.u;
         v[i] = s.v;
         cell[i] = octopus::detail::padded_search(table.data(), steps, s.u);
+        rank[i] = octopus::detail::point_rank(xyz[3 * i], xyz[3 * i + 1], xyz[3 * i + 2], 0.3125f, -0.171875f, 0.0977f, 0.1354f);
+        bent[i] = octopus::detail::bent(xyz[3 * i], 0.1414f);
     }
     DeviceArray<float> d_xyz(xyz), d_table(table), d_norm(static_cast<std::size_t>(n)), d_u(static_cast<std::size_t>(n)),
-        d_v(static_cast<std::size_t>(n));
+        d_v(static_cast<std::size_t>(n)), d_rank(static_cast<std::size_t>(n)), d_bent(static_cast<std::size_t>(n));
     DeviceArray<std::uint32_t> d_cell(static_cast<std::size_t>(n));
     shared_arithmetic_kernel<<<(n + 127) / 128, 128>>>(d_xyz.data, n, d_table.data, steps, d_norm.data, d_u.data, d_v.data,
-                                                        d_cell.data);
+                                                        d_cell.data, d_rank.data, d_bent.data);
     OCTOPUS_CUDA_CHECK(cudaDeviceSynchronize());
     EXPECT_EQ(float_bits(d_norm.download()), float_bits(norm)) << "triplet_norm";
     EXPECT_EQ(float_bits(d_u.download()), float_bits(u)) << "octahedral_encode u";
     EXPECT_EQ(float_bits(d_v.download()), float_bits(v)) << "octahedral_encode v";
     EXPECT_EQ(d_cell.download(), cell) << "padded_search";
+    EXPECT_EQ(float_bits(d_rank.download()), float_bits(rank)) << "point_rank";
+    EXPECT_EQ(float_bits(d_bent.download()), float_bits(bent)) << "bent";
 }
 
 }  // namespace
