@@ -1,15 +1,16 @@
 // Exact nearest-point search in a small 3-D codebook through a bucket grid with candidate lists.
 //
-// A cube [lo, hi)³ is cut into G³ boxes, finer near 0 where triplets and points crowd: along each axis
-// the box edges are equally spaced in the bent coordinate x / (|x| + bend), a monotone map computed
-// with one IEEE division, so every path (scalar, AVX2, GPU) finds the same box. A point p is listed for a box unless the box cannot hold a
-// triplet whose nearest point is p: either p is farther from the whole box than the box's farthest
-// corner is from the point nearest its centre, or some other point q is closer than p everywhere in
-// the box (|x−q|² − |x−p|² is linear in x, so checking the eight corners decides it). A triplet
-// outside the cube searches every point. The boxes are widened and the tests given slack larger than
-// the float rounding of the bucket position and of the distances, so the list of a triplet's bucket
-// always holds every point that float arithmetic can rank first: the search returns exactly the
-// brute-force float argmin over all points, lowest index on ties (tests/test_nearest_point.cpp).
+// A cube [lo, hi)³ is cut into G³ boxes, finer near 0 where triplets and points crowd: along each
+// axis the box edges are equally spaced in the bent coordinate x / (|x| + bend), a monotone map
+// computed with one IEEE division, so every path (scalar, AVX2, GPU) finds the same box. A point p is
+// listed for a box unless the box cannot hold a triplet whose nearest point is p: either p is farther
+// from the whole box than the box's farthest corner is from the point nearest its centre, or some
+// other point q is closer than p everywhere in the box (|x−q|² − |x−p|² is linear in x, so checking
+// the eight corners decides it). A triplet outside the cube searches every point. The boxes are
+// widened and the tests given slack larger than the float rounding of the bucket position and of the
+// distances, so the list of a triplet's bucket always holds every point that float arithmetic can rank
+// first: the search returns exactly the brute-force float argmin over all points, lowest index on ties
+// (tests/test_triplet_points.cpp).
 //
 // Every search ranks points by e(p) = |p|² − 2 (((x·p₀) + (y·p₁)) + (z·p₂)), each product rounded on
 // its own (contract.hpp's detail::product), on the CPU's scalar and AVX2 paths and on the GPU.
