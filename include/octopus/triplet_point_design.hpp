@@ -24,6 +24,7 @@
 
 #include "octopus/contract.hpp"
 #include "octopus/detail/nearest_point.hpp"
+#include "octopus/detail/triplet_point_grid.hpp"
 #include "octopus/detail/prng.hpp"
 #include "octopus/detail/quadrature.hpp"
 #include "octopus/marginals.hpp"
@@ -38,20 +39,6 @@ struct TripletPointDesign {
 };
 
 namespace detail {
-
-/// The bucket grid of a codebook's nearest-point index: the cube covers |coordinate| ≤ 4.5/√d (all but
-/// about 1e-5 of coordinates), its boxes equal in x / (|x| + 1.6/√d), so finer near 0 where points
-/// crowd, and more of them for more points: then nearly every triplet's list is one group of eight.
-struct PointGrid {
-    float lo, hi, bend;
-    std::uint32_t grid;
-};
-inline PointGrid point_grid(std::size_t dim, std::size_t points, bool folded) {
-    const float sigma = 1.0f / std::sqrt(static_cast<float>(dim));
-    const float reach = std::min(1.0f, 4.5f * sigma), bend = 1.6f * sigma;
-    if (folded) return {0.0f, reach, bend, points <= 128 ? 12u : points <= 256 ? 14u : 16u};
-    return {-reach, reach, bend, points <= 16 ? 6u : points <= 64 ? 8u : points <= 128 ? 10u : points <= 256 ? 12u : 16u};
-}
 
 /// `count` samples of the triplet at head dim `dim` (folded to |t| when asked), from `seed`.
 inline std::vector<std::array<double, 3>> triplet_samples(std::size_t dim, std::size_t count, std::uint64_t seed, bool folded) {

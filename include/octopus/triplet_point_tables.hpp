@@ -15,8 +15,8 @@
 #include "octopus/codebooks/triplet_points.hpp"
 #include "octopus/contract.hpp"
 #include "octopus/detail/nearest_point.hpp"
+#include "octopus/detail/triplet_point_grid.hpp"
 #include "octopus/detail/triplets_avx2.hpp"
-#include "octopus/triplet_point_design.hpp"
 
 namespace octopus {
 
@@ -24,12 +24,16 @@ namespace detail {
 
 /// The code of triplet (x, y, z), the candidates read through `fetch` (detail/nearest_point.hpp): the
 /// specification, which the CPU's batched encoder and the GPU's encode kernel both match.
+/// The sign bits of a folded code: bit a set when coordinate a < 0 (−0 counts as positive).
+OCTOPUS_HOST_DEVICE inline std::uint32_t triplet_signs(float x, float y, float z) {
+    return (x < 0.0f ? 1u : 0u) | (y < 0.0f ? 2u : 0u) | (z < 0.0f ? 4u : 0u);
+}
+
 template <class Fetch>
 OCTOPUS_HOST_DEVICE std::uint32_t triplet_point_code(const NearestPointView& index, bool folded, float x, float y, float z,
                                                      const Fetch& fetch) {
     if (!folded) return nearest_point_with(index, x, y, z, fetch);
-    const std::uint32_t signs = (x < 0.0f ? 1u : 0u) | (y < 0.0f ? 2u : 0u) | (z < 0.0f ? 4u : 0u);
-    return nearest_point_with(index, fabsf(x), fabsf(y), fabsf(z), fetch) << 3 | signs;
+    return nearest_point_with(index, fabsf(x), fabsf(y), fabsf(z), fetch) << 3 | triplet_signs(x, y, z);
 }
 
 /// The point a code of a folded codebook decodes to.
@@ -121,8 +125,7 @@ struct TripletPointTables {
     /// encode() of one triplet with its whole list ranked eight candidates at a time.
     std::uint32_t encode_avx2(const float* t) const {
         if (!folded) return index.search_avx2(t[0], t[1], t[2]);
-        const std::uint32_t signs = (t[0] < 0.0f ? 1u : 0u) | (t[1] < 0.0f ? 2u : 0u) | (t[2] < 0.0f ? 4u : 0u);
-        return index.search_avx2(std::fabs(t[0]), std::fabs(t[1]), std::fabs(t[2])) << 3 | signs;
+        return index.search_avx2(std::fabs(t[0]), std::fabs(t[1]), std::fabs(t[2])) << 3 | detail::triplet_signs(t[0], t[1], t[2]);
     }
 #endif
 };

@@ -199,14 +199,8 @@ public:
     /// one candidate, so the least rank's lowest lane is the answer (indices ascend along a group).
     std::uint32_t rank_first_avx2(std::uint32_t bucket, float x, float y, float z) const {
         const CandidateGroup& c = groups_[first_group_[bucket]];
-        const __m256 dot = _mm256_add_ps(_mm256_add_ps(rounded(_mm256_mul_ps(_mm256_set1_ps(x), _mm256_loadu_ps(c.x))),
-                                                       rounded(_mm256_mul_ps(_mm256_set1_ps(y), _mm256_loadu_ps(c.y)))),
-                                         rounded(_mm256_mul_ps(_mm256_set1_ps(z), _mm256_loadu_ps(c.z))));
-        const __m256 e = _mm256_sub_ps(_mm256_loadu_ps(c.sq), _mm256_add_ps(dot, dot));
-        __m256 least = _mm256_min_ps(e, _mm256_permute2f128_ps(e, e, 1));
-        least = _mm256_min_ps(least, _mm256_shuffle_ps(least, least, _MM_SHUFFLE(1, 0, 3, 2)));
-        least = _mm256_min_ps(least, _mm256_shuffle_ps(least, least, _MM_SHUFFLE(2, 3, 0, 1)));
-        const int lanes = _mm256_movemask_ps(_mm256_cmp_ps(e, least, _CMP_EQ_OQ));
+        const __m256 e = group_ranks(c, _mm256_set1_ps(x), _mm256_set1_ps(y), _mm256_set1_ps(z));
+        const int lanes = _mm256_movemask_ps(_mm256_cmp_ps(e, least_lane(e), _CMP_EQ_OQ));
         return c.index[lanes == 0 ? 0 : __builtin_ctz(static_cast<unsigned>(lanes))];
     }
     /// Whether the bucket's list holds more than one group of eight.
@@ -218,20 +212,14 @@ public:
         __m256i index = _mm256_setzero_si256();
         for (std::uint32_t g = first; g < last; ++g) {
             const CandidateGroup& c = groups_[g];
-            const __m256 dot = _mm256_add_ps(_mm256_add_ps(rounded(_mm256_mul_ps(bx, _mm256_loadu_ps(c.x))),
-                                                           rounded(_mm256_mul_ps(by, _mm256_loadu_ps(c.y)))),
-                                             rounded(_mm256_mul_ps(bz, _mm256_loadu_ps(c.z))));
-            const __m256 e = _mm256_sub_ps(_mm256_loadu_ps(c.sq), _mm256_add_ps(dot, dot));
+            const __m256 e = group_ranks(c, bx, by, bz);
             const __m256 better = _mm256_cmp_ps(e, best, _CMP_LT_OQ);
             best = _mm256_blendv_ps(best, e, better);
             index = _mm256_blendv_epi8(index, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.index)),
                                        _mm256_castps_si256(better));
         }
         // The lanes holding the least rank, then the least index among them (both by halving).
-        __m256 least = _mm256_min_ps(best, _mm256_permute2f128_ps(best, best, 1));
-        least = _mm256_min_ps(least, _mm256_shuffle_ps(least, least, _MM_SHUFFLE(1, 0, 3, 2)));
-        least = _mm256_min_ps(least, _mm256_shuffle_ps(least, least, _MM_SHUFFLE(2, 3, 0, 1)));
-        const __m256i ties = _mm256_castps_si256(_mm256_cmp_ps(best, least, _CMP_EQ_OQ));
+        const __m256i ties = _mm256_castps_si256(_mm256_cmp_ps(best, least_lane(best), _CMP_EQ_OQ));
         __m256i lowest = _mm256_blendv_epi8(_mm256_set1_epi32(-1), index, ties);
         lowest = _mm256_min_epu32(lowest, _mm256_permute2x128_si256(lowest, lowest, 1));
         lowest = _mm256_min_epu32(lowest, _mm256_shuffle_epi32(lowest, _MM_SHUFFLE(1, 0, 3, 2)));
@@ -239,13 +227,18 @@ public:
         return static_cast<std::uint32_t>(_mm256_cvtsi256_si32(lowest));
     }
 
-    /// Starts loading the first group of a bucket's list (three cache lines), so that a later
-    /// rank_avx2() finds it.
-    void prefetch(std::uint32_t bucket) const {
-        const char* group = reinterpret_cast<const char*>(groups_.data() + first_group_[bucket]);
-        _mm_prefetch(group, _MM_HINT_T0);
-        _mm_prefetch(group + 64, _MM_HINT_T0);
-        _mm_prefetch(group + 128, _MM_HINT_T0);
+    /// point_rank() of the eight candidates of a group against the broadcast triplet, lane for lane.
+    static __m256 group_ranks(const CandidateGroup& c, __m256 x, __m256 y, __m256 z) {
+        const __m256 dot = _mm256_add_ps(_mm256_add_ps(rounded(_mm256_mul_ps(x, _mm256_loadu_ps(c.x))),
+                                                       rounded(_mm256_mul_ps(y, _mm256_loadu_ps(c.y)))),
+                                         rounded(_mm256_mul_ps(z, _mm256_loadu_ps(c.z))));
+        return _mm256_sub_ps(_mm256_loadu_ps(c.sq), _mm256_add_ps(dot, dot));
+    }
+    /// The least of the eight lanes, in every lane.
+    static __m256 least_lane(__m256 v) {
+        __m256 least = _mm256_min_ps(v, _mm256_permute2f128_ps(v, v, 1));
+        least = _mm256_min_ps(least, _mm256_shuffle_ps(least, least, _MM_SHUFFLE(1, 0, 3, 2)));
+        return _mm256_min_ps(least, _mm256_shuffle_ps(least, least, _MM_SHUFFLE(2, 3, 0, 1)));
     }
 
     /// search() on the AVX2 path.
