@@ -9,6 +9,7 @@
 
 #include <Eigen/Core>
 #include <octopus/attention.hpp>
+#include <octopus/scan_attention.hpp>
 #include <octopus/octopus.hpp>
 
 #include <cstring>
@@ -85,6 +86,26 @@ void score_benchmark(benchmark::State& state, const octopus::Codec& codec, std::
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * keys));
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * packed.size()));
+}
+
+/// Lookup-table scoring (scan_scores.hpp) of `keys` TurboQuant keys held in the scan layout; the
+/// query's tables are built inside the timed loop, as an engine builds them once per query.
+void scan_score_benchmark(benchmark::State& state, const octopus::TurboQuant& codec, std::size_t keys) {
+    const std::size_t d = codec.dim();
+    octopus::ScanKeys scan(codec);
+    scan.reserve(keys);
+    for (std::size_t start = 0; start < keys; start += kBatch)
+        scan.append(octopus::uniform_unit_vectors(std::min(kBatch, keys - start), d, start + 7));
+    const auto query = octopus::uniform_unit_vectors(1, d, 3);
+    octopus::ScanQuery tables;
+    std::vector<float> scores(keys);
+    for (auto _ : state) {
+        tables.assign(codec, query);
+        octopus::scan_scores(tables, scan, scores);
+        benchmark::DoNotOptimize(scores.data());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * keys));
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * scan.bytes().size()));
 }
 
 template <class Scalar>
@@ -200,6 +221,25 @@ void fused_attention_benchmark(benchmark::State& state, const C& codec, std::siz
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * tokens * 2 * bytes));
 }
 
+/// Fused decode attention with keys in the scan layout (scan_attention.hpp) and TurboQuant values at
+/// the same rate, G = 4, on `threads` threads.
+void scan_attention_benchmark(benchmark::State& state, const octopus::TurboQuant& codec, std::size_t tokens, int threads) {
+    constexpr std::size_t kHeads = 4;
+    const std::size_t d = codec.dim(), bytes = codec.bytes_per_vector();
+    octopus::ScanKeys keys(codec);
+    keys.append_records(encoded_tokens(codec, tokens, 11));
+    const std::vector<std::uint8_t> values = encoded_tokens(codec, tokens, 12);
+    auto q = octopus::uniform_unit_vectors(kHeads, d, 13);
+    for (float& x : q) x *= 8.0f;
+    std::vector<float> out(kHeads * d);
+    for (auto _ : state) {
+        octopus::decode_attention(keys, codec, q, values, 1.0f / std::sqrt(static_cast<float>(d)), out, threads);
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * tokens));
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * tokens * 2 * bytes));
+}
+
 void register_all() {
     const char* all[] = {"turboquant", "octopus", "octopus-paper", "polarquant", "turboquant-prod", "qjl", "uniform"};
     for (const char* name : all)
@@ -215,12 +255,17 @@ void register_all() {
             }
     benchmark::RegisterBenchmark("rotate", rotate_benchmark)->Arg(64)->Arg(128)->Arg(256);
     benchmark::RegisterBenchmark("memcpy", memcpy_benchmark)->Arg(64)->Arg(128)->Arg(256);
-    for (std::size_t keys : {4096u, 32768u, 131072u}) {
+    // Scoring one query: 131,072 fp16 keys fill a 32 MB last-level cache, 1,048,576 are eight times it.
+    for (std::size_t keys : {4096u, 32768u, 131072u, 1048576u}) {
         const std::string n = "/keys" + std::to_string(keys);
         for (const char* name : {"turboquant", "octopus"})
             benchmark::RegisterBenchmark(("score/" + std::string(name) + "/d128/b3" + n).c_str(), score_benchmark,
                                          octopus::make_codec(name, {128, 3, 1}), keys);
+        for (int b : {2, 3, 4})
+            benchmark::RegisterBenchmark(("score/turboquant-scan/d128/b" + std::to_string(b) + n).c_str(), scan_score_benchmark,
+                                         octopus::TurboQuant({128, double(b), 1}), keys);
         benchmark::RegisterBenchmark(("score/fp16-f16c/d128" + n).c_str(), fp16_score_benchmark, 128, keys);
+        if (keys > 131072u) continue;  // the Eigen products are reference points, not worth a 256 MB run
         benchmark::RegisterBenchmark(("score/eigen-fp32/d128" + n).c_str(), eigen_score_benchmark<float>, 128, keys);
         benchmark::RegisterBenchmark(("score/eigen-fp16/d128" + n).c_str(), eigen_score_benchmark<Eigen::half>, 128, keys);
     }
@@ -249,6 +294,9 @@ void register_all() {
                     ->UseRealTime();
                 benchmark::RegisterBenchmark(("attention/octopus-fused" + rate).c_str(), fused_attention_benchmark<octopus::Octopus>,
                                              octopus::Octopus({128, double(b), 1}), tokens, threads)
+                    ->UseRealTime();
+                benchmark::RegisterBenchmark(("attention/turboquant-scan" + rate).c_str(), scan_attention_benchmark,
+                                             octopus::TurboQuant({128, double(b), 1}), tokens, threads)
                     ->UseRealTime();
             }
         }

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -88,6 +89,35 @@ TEST(DecodeAttention, GroupsContextsThreadsDimsAndMixedCodecs) {
         for (std::size_t heads : {1u, 7u, 16u})
             for (std::size_t n : {0u, 1u, 63u, 64u, 65u, 1000u})
                 for (int threads : {1, 2, 3}) expect_matches_reference(keys, values, heads, n, threads, "mixed d " + std::to_string(d));
+    }
+}
+
+TEST(DecodeAttention, TurboQuantValuesAddedInRegistersForEveryRateAndGroup) {
+    // TurboQuant values take add_weighted_rotated (decoded in registers, four heads at a time, 16
+    // records a pass): every rate, groups that leave 1–3 heads over, runs not a multiple of 16.
+    for (std::size_t d : {64u, 256u}) {
+        const octopus::Octopus keys(CodecSpec{d, 3, 6});
+        for (int bits = 1; bits <= 4; ++bits) {
+            const octopus::TurboQuant values(CodecSpec{d, double(bits), 7, octopus::NormFormat::fp16});
+            for (std::size_t heads : {1u, 4u, 7u, 16u})
+                for (std::size_t n : {1u, 17u, 200u})
+                    expect_matches_reference(keys, values, heads, n, n == 200 ? 2 : 1, "turboquant values b " + std::to_string(bits));
+        }
+    }
+}
+
+TEST(DecodeAttention, RefusesADamagedTurboQuantValue) {
+    const octopus::TurboQuant codec(CodecSpec{64, 2, 1});
+    const auto q = octopus::uniform_unit_vectors(4, 64, 1);
+    const auto x = octopus::uniform_unit_vectors(100, 64, 2);
+    const auto pk = codec.encode(std::span<const float>(x));
+    auto pv = codec.encode(std::span<const float>(x));
+    const float inf = std::numeric_limits<float>::infinity();
+    std::memcpy(pv.data() + 90 * codec.bytes_per_vector() + codec.code_bytes(), &inf, 4);
+    std::vector<float> out(4 * 64, 5.0f);
+    for (int threads : {1, 2}) {
+        EXPECT_THROW(octopus::decode_attention(codec, codec, q, pk, pv, 1.0f, out, threads), octopus::error);
+        EXPECT_EQ(out, std::vector<float>(4 * 64, 5.0f));
     }
 }
 

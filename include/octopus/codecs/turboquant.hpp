@@ -6,6 +6,7 @@
 // scales the decoded vector back.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -75,17 +76,45 @@ public:
         return detail::norm_is_valid(stored_norm(in));
     }
 
+    /// acc[h·dim + i] += Σ_t w[h·stride + t] · |v_t| · v'_ti for the n records at `in` (bytes_per_vector()
+    /// apart) and `heads` outputs: each record's rotated vector (decode_rotated's levels times its norm)
+    /// weighted into the outputs, four at a time, every slice of 16 coordinates decoded in registers and
+    /// held there across 16 records. What fused attention adds its values with. Returns false, having
+    /// added what it read, if a record's norm is damaged.
+    bool add_weighted_rotated(const std::uint8_t* in, std::size_t n, const float* w, std::size_t stride, std::size_t heads,
+                              float* acc) const {
+        constexpr std::size_t kRows = 16;
+        std::array<float, 4 * kRows> scaled;
+        bool valid = true;
+        detail::with_bits<1, kMaxScalarBits>(bits_, [&]<unsigned B>() {
+            for (std::size_t t0 = 0; t0 < n; t0 += kRows) {
+                const std::size_t m = std::min(kRows, n - t0);
+                for (std::size_t h0 = 0; h0 < heads; h0 += 4) {
+                    const std::size_t group = std::min<std::size_t>(4, heads - h0);
+                    for (std::size_t t = 0; t < m; ++t) {
+                        const float norm = stored_norm(in + (t0 + t) * bytes_per_vector());
+                        valid &= detail::norm_is_valid(norm);
+                        for (std::size_t h = 0; h < group; ++h) scaled[h * kRows + t] = w[(h0 + h) * stride + t0 + t] * norm;
+                    }
+                    weighted_levels<B>(in + t0 * bytes_per_vector(), m, scaled.data(), kRows, group, acc + h0 * dim());
+                }
+            }
+        });
+        return valid;
+    }
+
 private:
+#if defined(__AVX2__)
     /// Eight codes of B bits fill exactly B bytes: each group is read as one word, split with a shift
     /// per lane and looked up in levels held in registers (vpermps: eight levels per register).
     template <unsigned B>
-    void decode_levels(const std::uint8_t* in, float* out) const {
-        const std::size_t d = dim();
-#if defined(__AVX2__)
-        const __m256 low = _mm256_loadu_ps(register_levels_.data()), high = _mm256_loadu_ps(register_levels_.data() + 8);
-        const __m256i shifts = _mm256_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
-        const __m256i mask = _mm256_set1_epi32((1 << B) - 1);
-        for (std::size_t g = 0; g < d / 8; ++g) {
+    struct Lanes {
+        __m256 low, high;
+        __m256i shifts = _mm256_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B), mask = _mm256_set1_epi32((1 << B) - 1);
+        explicit Lanes(const float* levels) : low(_mm256_loadu_ps(levels)), high(_mm256_loadu_ps(levels + 8)) {}
+
+        /// The levels of the eight codes of group g of the codes at `in`.
+        __m256 group(const std::uint8_t* in, std::size_t g) const {
             // One whole 4-byte load (a word assembled from narrower loads stalls on store forwarding):
             // for B ≥ 2 it ends at most 2 bytes past the codes, inside the norm that follows them; the
             // shifts and the mask keep only this group's bits.
@@ -98,12 +127,57 @@ private:
             __m256 v = _mm256_permutevar8x32_ps(low, codes);
             if constexpr (B == 4)
                 v = _mm256_blendv_ps(v, _mm256_permutevar8x32_ps(high, codes), _mm256_castsi256_ps(_mm256_slli_epi32(codes, 28)));
-            _mm256_storeu_ps(out + 8 * g, v);
+            return v;
         }
+    };
+#endif
+
+    template <unsigned B>
+    void decode_levels(const std::uint8_t* in, float* out) const {
+        const std::size_t d = dim();
+#if defined(__AVX2__)
+        const Lanes<B> lanes(register_levels_.data());
+        for (std::size_t g = 0; g < d / 8; ++g) _mm256_storeu_ps(out + 8 * g, lanes.group(in, g));
 #else
         BitReader reader(in);
         for (std::size_t i = 0; i < d; ++i) out[i] = quantizer_.levels[reader.get(B)];
 #endif
+    }
+
+    /// acc[h·dim + i] += Σ_t w[h·stride + t] · level_ti for n records and heads ≤ 4 outputs.
+    template <unsigned B>
+    void weighted_levels(const std::uint8_t* in, std::size_t n, const float* w, std::size_t stride, std::size_t heads, float* acc) const {
+        const std::size_t d = dim(), bytes = bytes_per_vector();
+#if defined(__AVX2__) && defined(__FMA__)
+        if (heads == 4) {
+            const Lanes<B> lanes(register_levels_.data());
+            for (std::size_t i = 0; i < d; i += 16) {
+                __m256 a[8];
+                for (std::size_t h = 0; h < 4; ++h) {
+                    a[2 * h] = _mm256_loadu_ps(acc + h * d + i);
+                    a[2 * h + 1] = _mm256_loadu_ps(acc + h * d + i + 8);
+                }
+                for (std::size_t t = 0; t < n; ++t) {
+                    const __m256 x0 = lanes.group(in + t * bytes, i / 8), x1 = lanes.group(in + t * bytes, i / 8 + 1);
+                    for (std::size_t h = 0; h < 4; ++h) {
+                        const __m256 weight = _mm256_broadcast_ss(w + h * stride + t);
+                        a[2 * h] = _mm256_fmadd_ps(weight, x0, a[2 * h]);
+                        a[2 * h + 1] = _mm256_fmadd_ps(weight, x1, a[2 * h + 1]);
+                    }
+                }
+                for (std::size_t h = 0; h < 4; ++h) {
+                    _mm256_storeu_ps(acc + h * d + i, a[2 * h]);
+                    _mm256_storeu_ps(acc + h * d + i + 8, a[2 * h + 1]);
+                }
+            }
+            return;
+        }
+#endif
+        alignas(32) std::array<float, kMaxDim> row;
+        for (std::size_t t = 0; t < n; ++t) {
+            decode_levels<B>(in + t * bytes, row.data());
+            for (std::size_t h = 0; h < heads; ++h) detail::row_axpy(w[h * stride + t], row.data(), acc + h * d, d);
+        }
     }
 
     unsigned bits_;
