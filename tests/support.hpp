@@ -9,9 +9,23 @@
 #include <cstdio>
 #include <cstdint>
 #include <numeric>
+#include <string>
 #include <vector>
 
 namespace octopus_test {
+
+/// Runs `call`, which must throw octopus::error with `fragment` in its message, then `unchanged()`,
+/// which checks that the refusal left what the call could have written as it was.
+template <class Call, class Check>
+void expect_refusal(Call&& call, const std::string& fragment, Check&& unchanged) {
+    try {
+        call();
+        ADD_FAILURE() << "accepted; expected '" << fragment << "'";
+    } catch (const octopus::error& e) {
+        EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+    unchanged();
+}
 
 /// Composite Simpson rule on `intervals` equal steps: an integration independent of the library's
 /// Gauss–Legendre quadrature, for checking its densities and codebooks.

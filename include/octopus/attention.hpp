@@ -156,11 +156,23 @@ inline std::size_t check_attention_arguments(std::size_t d, std::span<const floa
     return heads;
 }
 
+/// Throws unless `value_codec` decodes into a rotated domain (a Codec may not) and has dim d.
+template <class ValueCodec>
+void check_value_codec(const ValueCodec& value_codec, std::size_t d, const char* keys) {
+    if constexpr (std::is_same_v<ValueCodec, Codec>)
+        require(value_codec.decodes_rotated(), std::string("decode_attention: codec '") + value_codec.name() +
+                                                   "' does not decode into a rotated domain; fused attention takes turboquant, "
+                                                   "octopus and octopus-paper");
+    require(value_codec.dim() == d, std::string("decode_attention: ") + keys + " dim " + std::to_string(d) +
+                                        " differs from the value codec's " + std::to_string(value_codec.dim()));
+}
+
 /// The context of n tokens split over up to `threads` chunks of whole kAttentionBlock blocks, each run
-/// by `chunk(begin, end, state)` (attend_chunk with its key scores), merged, normalized and rotated
-/// back by the value codec into out (G × d). Throws, before writing out, if a chunk found a damaged record.
-template <class ValueCodec, class Chunk>
-void run_attention(const ValueCodec& value_codec, std::size_t heads, std::size_t n, int threads, Chunk&& chunk, std::span<float> out) {
+/// by attend_chunk with `key_scores` and the n packed `values`, merged, normalized and rotated back by
+/// the value codec into out (G × d). Throws, before writing out, if a chunk found a damaged record.
+template <class KeyScores, class ValueCodec>
+void run_attention(const KeyScores& key_scores, const ValueCodec& value_codec, const std::uint8_t* values, std::size_t heads,
+                   std::size_t n, int threads, std::span<float> out) {
     const std::size_t d = value_codec.dim();
     const std::size_t chunks = std::min<std::size_t>(static_cast<std::size_t>(threads), std::max<std::size_t>(n / kAttentionBlock, 1));
     std::array<float, kMaxQueryGroup * kMaxDim> single_acc;
@@ -183,7 +195,7 @@ void run_attention(const ValueCodec& value_codec, std::size_t heads, std::size_t
 #endif
     for (std::size_t c = 0; c < chunks; ++c) {
         const std::size_t begin = std::min(n, c * per), end = c + 1 == chunks ? n : std::min(n, begin + per);
-        valid = chunk(begin, end, state_of(c)) && valid;
+        valid = attend_chunk(key_scores, value_codec, heads, values, begin, end, state_of(c)) && valid;
     }
     require(valid, "decode_attention: a key or value record is damaged (non-finite or negative norm, or nonzero padding bits)");
 
@@ -220,13 +232,12 @@ void decode_attention(const KeyCodec& key_codec, const ValueCodec& value_codec, 
                       std::span<const std::uint8_t> packed_keys, std::span<const std::uint8_t> packed_values, float scale,
                       std::span<float> out, int threads = 1) {
     using detail::require;
-    if constexpr (std::is_same_v<KeyCodec, Codec> || std::is_same_v<ValueCodec, Codec>)
-        require(key_codec.decodes_rotated() && value_codec.decodes_rotated(),
-                std::string("decode_attention: codec '") + (key_codec.decodes_rotated() ? value_codec.name() : key_codec.name()) +
-                    "' does not decode into a rotated domain; fused attention takes turboquant, octopus and octopus-paper");
+    if constexpr (std::is_same_v<KeyCodec, Codec>)
+        require(key_codec.decodes_rotated(), std::string("decode_attention: codec '") + key_codec.name() +
+                                                 "' does not decode into a rotated domain; fused attention takes turboquant, octopus "
+                                                 "and octopus-paper");
     const std::size_t d = key_codec.dim();
-    require(value_codec.dim() == d, "decode_attention: the key codec's dim " + std::to_string(d) + " differs from the value codec's " +
-                                        std::to_string(value_codec.dim()));
+    detail::check_value_codec(value_codec, d, "the key codec's");
     const std::size_t heads = detail::check_attention_arguments(d, queries, out, scale, threads);
     const std::size_t key_bytes = key_codec.bytes_per_vector(), value_bytes = value_codec.bytes_per_vector();
     const std::size_t n = packed_keys.size() / key_bytes;
@@ -238,12 +249,7 @@ void decode_attention(const KeyCodec& key_codec, const ValueCodec& value_codec, 
     std::array<float, kMaxQueryGroup * kMaxDim> rotated;
     for (std::size_t h = 0; h < heads; ++h) key_codec.prepare_query(queries.data() + h * d, rotated.data() + h * d);
     const detail::DecodedKeyScores<KeyCodec> key_scores{key_codec, rotated.data(), heads, packed_keys.data(), scale};
-    detail::run_attention(
-        value_codec, heads, n, threads,
-        [&](std::size_t begin, std::size_t end, detail::AttentionState& state) {
-            return detail::attend_chunk(key_scores, value_codec, heads, packed_values.data(), begin, end, state);
-        },
-        out);
+    detail::run_attention(key_scores, value_codec, packed_values.data(), heads, n, threads, out);
 }
 
 }  // namespace octopus

@@ -58,13 +58,8 @@ template <class ValueCodec>
 void decode_attention(const ScanKeys& keys, const ValueCodec& value_codec, std::span<const float> queries,
                       std::span<const std::uint8_t> packed_values, float scale, std::span<float> out, int threads = 1) {
     using detail::require;
-    if constexpr (std::is_same_v<ValueCodec, Codec>)
-        require(value_codec.decodes_rotated(), std::string("decode_attention: codec '") + value_codec.name() +
-                                                   "' does not decode into a rotated domain; fused attention takes turboquant, octopus "
-                                                   "and octopus-paper");
     const std::size_t d = keys.dim();
-    require(value_codec.dim() == d, "decode_attention: the keys' dim " + std::to_string(d) + " differs from the value codec's " +
-                                        std::to_string(value_codec.dim()));
+    detail::check_value_codec(value_codec, d, "the keys'");
     const std::size_t heads = detail::check_attention_arguments(d, queries, out, scale, threads);
     const std::size_t n = keys.size(), value_bytes = value_codec.bytes_per_vector();
     require(packed_values.size() == n * value_bytes, "decode_attention: " + std::to_string(packed_values.size()) + " value bytes are not " +
@@ -74,12 +69,7 @@ void decode_attention(const ScanKeys& keys, const ValueCodec& value_codec, std::
     for (std::size_t h = 0; h < heads; ++h) tables[h].assign(keys.codec(), queries.subspan(h * d, d));
     detail::with_bits<1, kMaxScalarBits>(keys.bits(), [&]<unsigned B>() {
         const detail::ScanKeyScores<B> key_scores{keys, tables.data(), heads, scale};
-        detail::run_attention(
-            value_codec, heads, n, threads,
-            [&](std::size_t begin, std::size_t end, detail::AttentionState& state) {
-                return detail::attend_chunk(key_scores, value_codec, heads, packed_values.data(), begin, end, state);
-            },
-            out);
+        detail::run_attention(key_scores, value_codec, packed_values.data(), heads, n, threads, out);
     });
 }
 

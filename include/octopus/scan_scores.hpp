@@ -25,7 +25,7 @@
 #include "octopus/error.hpp"
 #include "octopus/scan_keys.hpp"
 
-#if defined(__AVX2__)
+#if defined(__SSE__)
 #include <immintrin.h>
 #endif
 
@@ -235,6 +235,19 @@ void scan_block(const std::uint8_t* block, std::size_t code_bytes, const ScanQue
 #endif
 }
 
+/// How many blocks ahead scan_scores asks for a block's cache lines.
+inline constexpr std::size_t kScanPrefetchBlocks = 4;
+
+/// Asks for a block's cache lines ahead of its scan: the hardware prefetchers alone leave a DRAM-bound
+/// scan of 4-bit blocks (2,112 bytes at d = 128) at about half the bandwidth 3-bit blocks get.
+inline void prefetch_block(const std::uint8_t* block, std::size_t bytes) {
+#if defined(__SSE__)
+    for (std::size_t i = 0; i < bytes; i += 64) _mm_prefetch(reinterpret_cast<const char*>(block + i), _MM_HINT_T0);
+#else
+    (void)block, (void)bytes;
+#endif
+}
+
 /// The 32 stored norms of a block, as floats.
 inline void block_norms(const ScanKeys& keys, const std::uint8_t* block, float* norms) {
     const std::size_t code = keys.codec().code_bytes(), m = keys.codec().bytes_per_vector() - code;
@@ -270,6 +283,7 @@ inline void scan_scores(const ScanQuery& query, const ScanKeys& keys, std::span<
     const std::size_t code_bytes = keys.codec().code_bytes();
     detail::with_bits<1, kMaxScalarBits>(keys.bits(), [&]<unsigned B>() {
         for (std::size_t b = 0; b < keys.blocks(); ++b) {
+            if (b + detail::kScanPrefetchBlocks < keys.blocks()) detail::prefetch_block(keys.block(b + detail::kScanPrefetchBlocks), keys.block_bytes());
             detail::scan_block<B>(keys.block(b), code_bytes, queries, 1, sums);
             detail::block_norms(keys, keys.block(b), norms);
             const std::size_t n = std::min(kScanBlock, keys.size() - b * kScanBlock);

@@ -151,26 +151,7 @@ private:
 #if defined(__AVX2__) && defined(__FMA__)
         if (heads == 4) {
             const Lanes<B> lanes(register_levels_.data());
-            for (std::size_t i = 0; i < d; i += 16) {
-                __m256 a[8];
-                for (std::size_t h = 0; h < 4; ++h) {
-                    a[2 * h] = _mm256_loadu_ps(acc + h * d + i);
-                    a[2 * h + 1] = _mm256_loadu_ps(acc + h * d + i + 8);
-                }
-                for (std::size_t t = 0; t < n; ++t) {
-                    const __m256 x0 = lanes.group(in + t * bytes, i / 8), x1 = lanes.group(in + t * bytes, i / 8 + 1);
-                    for (std::size_t h = 0; h < 4; ++h) {
-                        const __m256 weight = _mm256_broadcast_ss(w + h * stride + t);
-                        a[2 * h] = _mm256_fmadd_ps(weight, x0, a[2 * h]);
-                        a[2 * h + 1] = _mm256_fmadd_ps(weight, x1, a[2 * h + 1]);
-                    }
-                }
-                for (std::size_t h = 0; h < 4; ++h) {
-                    _mm256_storeu_ps(acc + h * d + i, a[2 * h]);
-                    _mm256_storeu_ps(acc + h * d + i + 8, a[2 * h + 1]);
-                }
-            }
-            return;
+            return detail::weighted_sum4(w, stride, n, d, acc, [&](std::size_t t, std::size_t g) { return lanes.group(in + t * bytes, g); });
         }
 #endif
         alignas(32) std::array<float, kMaxDim> row;

@@ -70,33 +70,41 @@ inline void rows_dot(const float* q, std::size_t heads, const float* k, std::siz
     for (std::size_t h = 0; h < heads; ++h) out[h] = row_dot(q + h * d, k, d);
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+/// acc[h·d + i] += Σ_t w[h·stride + t]·row_t[i] for four outputs and n rows, where group(t, g) gives
+/// floats 8g … 8g + 7 of row t in a register: each slice of 16 coordinates of the four outputs stays in
+/// registers while every row is added to it.
+template <class Group>
+void weighted_sum4(const float* w, std::size_t stride, std::size_t n, std::size_t d, float* acc, Group&& group) {
+    for (std::size_t i = 0; i < d; i += 16) {
+        __m256 a[8];
+        for (std::size_t h = 0; h < 4; ++h) {
+            a[2 * h] = _mm256_loadu_ps(acc + h * d + i);
+            a[2 * h + 1] = _mm256_loadu_ps(acc + h * d + i + 8);
+        }
+        for (std::size_t t = 0; t < n; ++t) {
+            const __m256 x0 = group(t, i / 8), x1 = group(t, i / 8 + 1);
+            for (std::size_t h = 0; h < 4; ++h) {
+                const __m256 weight = _mm256_broadcast_ss(w + h * stride + t);
+                a[2 * h] = _mm256_fmadd_ps(weight, x0, a[2 * h]);
+                a[2 * h + 1] = _mm256_fmadd_ps(weight, x1, a[2 * h + 1]);
+            }
+        }
+        for (std::size_t h = 0; h < 4; ++h) {
+            _mm256_storeu_ps(acc + h * d + i, a[2 * h]);
+            _mm256_storeu_ps(acc + h * d + i + 8, a[2 * h + 1]);
+        }
+    }
+}
+#endif
+
 /// acc[h·d + i] += Σ_t w[h·stride + t]·v[t·d + i] for `heads` ≤ 4 outputs and `n` value rows: each
 /// slice of the outputs stays in registers while every row of the block is added to it.
 inline void rows_weighted_sum(const float* w, std::size_t stride, std::size_t heads, const float* v, std::size_t n, std::size_t d,
                               float* acc) {
 #if defined(__AVX2__) && defined(__FMA__)
-    if (heads == 4) {
-        for (std::size_t i = 0; i < d; i += 16) {
-            __m256 a[8];
-            for (std::size_t h = 0; h < 4; ++h) {
-                a[2 * h] = _mm256_loadu_ps(acc + h * d + i);
-                a[2 * h + 1] = _mm256_loadu_ps(acc + h * d + i + 8);
-            }
-            for (std::size_t t = 0; t < n; ++t) {
-                const __m256 x0 = _mm256_loadu_ps(v + t * d + i), x1 = _mm256_loadu_ps(v + t * d + i + 8);
-                for (std::size_t h = 0; h < 4; ++h) {
-                    const __m256 weight = _mm256_broadcast_ss(w + h * stride + t);
-                    a[2 * h] = _mm256_fmadd_ps(weight, x0, a[2 * h]);
-                    a[2 * h + 1] = _mm256_fmadd_ps(weight, x1, a[2 * h + 1]);
-                }
-            }
-            for (std::size_t h = 0; h < 4; ++h) {
-                _mm256_storeu_ps(acc + h * d + i, a[2 * h]);
-                _mm256_storeu_ps(acc + h * d + i + 8, a[2 * h + 1]);
-            }
-        }
-        return;
-    }
+    if (heads == 4)
+        return weighted_sum4(w, stride, n, d, acc, [&](std::size_t t, std::size_t g) { return _mm256_loadu_ps(v + t * d + 8 * g); });
 #endif
     for (std::size_t t = 0; t < n; ++t)
         for (std::size_t h = 0; h < heads; ++h) row_axpy(w[h * stride + t], v + t * d, acc + h * d, d);
