@@ -2,8 +2,8 @@
 
 faiss-cpu 1.15 (PyPI) ships TurboQuant scalar quantizers (QT_<b>bit_tqmse) beside fp16. This script times, on one
 thread, a brute-force inner-product scan (IndexScalarQuantizer.search, k = 1) of n unit keys of d = 128 for each, and
-faiss's decode, next to octopus's `dot` and `decode` through the Python binding on the same keys; it also reports each
-codec's per-vector MSE on those keys, so the rows compare like with like. faiss's TurboQuant codecs (QT_<b>bit_tqmse)
+faiss's decode, next to octopus's `dot` and `decode` and its lookup-table scan (ScanKeys) through the Python binding on
+the same keys; it also reports each codec's per-vector MSE on those keys, so the rows compare like with like. faiss's TurboQuant codecs (QT_<b>bit_tqmse)
 quantize coordinates of unit variance and do not rotate: they are given √d·keys (uniform unit keys need no rotation),
 and their MSE is measured back on the unit scale.
 
@@ -66,6 +66,14 @@ def main():
         decode = best_of(args.repeats, lambda: codec.decode(packed))
         mse = float(np.mean(np.sum((codec.decode(packed) - keys) ** 2, axis=1)))
         print(f"{'octopus ' + name + f' {bits}-bit':<28}{n / scan / 1e6:>15.1f}{n / decode / 1e6:>17.1f}{mse:>10.4f}")
+
+    for bits in [2, 3, 4]:
+        scan_keys = octopus.ScanKeys(args.dim, bits, 1)
+        scan_keys.append(keys)
+        scan = best_of(args.repeats, lambda: scan_keys.scores(query[0]))
+        decoded = octopus.Codec("turboquant", args.dim, bits, 1).decode(scan_keys.codes())
+        mse = float(np.mean(np.sum((decoded - keys) ** 2, axis=1)))
+        print(f"{f'octopus turboquant scan {bits}-bit':<28}{n / scan / 1e6:>15.1f}{'':>17}{mse:>10.4f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 // The Python binding (module octopus._octopus, re-exported by the package `octopus`): codecs by name,
-// per-head preconditioning and HeadCodec, on numpy arrays and CPU torch tensors.
+// per-head preconditioning and HeadCodec, TurboQuant keys in the scan layout (ScanKeys), on numpy arrays and
+// CPU torch tensors.
 //
 // Arrays travel by DLPack or the buffer protocol: a C-contiguous float32, float16 or bfloat16 input
 // (numpy, torch on the CPU, anything nanobind's ndarray takes) is read where it lies, never copied;
@@ -13,6 +14,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <octopus/octopus.hpp>
+#include <octopus/scan_attention.hpp>
 
 #include <cstdio>
 #include <cstring>
@@ -381,6 +383,86 @@ NB_MODULE(_octopus, m) {
         "keeps each query's last `window` keys exact, so auto leaves them uncoded. Fewer than min_fit_tokens keys give "
         "the identity.");
     m.attr("min_fit_tokens") = octopus::kMinFitTokens;
+
+    nb::class_<octopus::ScanKeys>(m, "ScanKeys",
+                                  "A growing cache of TurboQuant keys (head dim `dim`, `bits` in 1..4, rotation seed `seed`, "
+                                  "norms `norm`) in blocks of 32 tokens, scored by 8-bit table lookups: each score within "
+                                  "|k| * max_error(query) of Codec('turboquant', ...).dot.")
+        .def(
+            "__init__",
+            [](octopus::ScanKeys* self, std::size_t dim, double bits, std::uint64_t seed, const std::string& norm) {
+                new (self) octopus::ScanKeys(octopus::TurboQuant({dim, bits, seed, parse_norm(norm)}));
+            },
+            nb::arg("dim"), nb::arg("bits"), nb::arg("seed") = 0, nb::arg("norm") = "fp32")
+        .def_prop_ro("dim", &octopus::ScanKeys::dim)
+        .def_prop_ro("bits", &octopus::ScanKeys::bits)
+        .def_prop_ro("bytes_per_vector", [](const octopus::ScanKeys& k) { return k.codec().bytes_per_vector(); })
+        .def("__len__", &octopus::ScanKeys::size)
+        .def(
+            "append",
+            [](octopus::ScanKeys& k, const AnyArray& x) {
+                rows_of(x, k.dim(), "ScanKeys.append", "head dim");
+                with_elements(x, "ScanKeys.append", [&](auto elements) {
+                    nb::gil_scoped_release release;
+                    k.append_records(k.codec().encode(elements));
+                });
+            },
+            nb::arg("keys"), "Encodes keys (..., dim), float32/float16/bfloat16, and appends them.")
+        .def(
+            "append_codes",
+            [](octopus::ScanKeys& k, const ByteArray& codes) {
+                rows_of(codes, k.codec().bytes_per_vector(), "ScanKeys.append_codes", "bytes per vector");
+                k.append_records(std::span<const std::uint8_t>(codes.data(), codes.size()));
+            },
+            nb::arg("codes"), "Appends TurboQuant codes of the same spec, (..., bytes_per_vector).")
+        .def(
+            "codes",
+            [](const octopus::ScanKeys& k) {
+                std::uint8_t* target = nullptr;
+                const std::size_t bytes = k.codec().bytes_per_vector();
+                nb::ndarray<nb::numpy, std::uint8_t> out = new_array<std::uint8_t>({k.size(), bytes}, target);
+                for (std::size_t t = 0; t < k.size(); ++t) k.record(t, std::span<std::uint8_t>(target + t * bytes, bytes));
+                return out;
+            },
+            "Every key's TurboQuant codes, (len, bytes_per_vector): the bytes appended.")
+        .def(
+            "scores",
+            [](const octopus::ScanKeys& k, const FloatArray& query) {
+                const auto q = vector_of(query, k.dim(), "ScanKeys.scores");
+                float* target = nullptr;
+                NumpyFloats out = new_array<float>({k.size()}, target);
+                {
+                    nb::gil_scoped_release release;
+                    octopus::scan_scores(octopus::ScanQuery(k.codec(), q), k, std::span<float>(target, k.size()));
+                }
+                return out;
+            },
+            nb::arg("query"), "query . decoded key for every key, from the 8-bit tables: float32 (len,).")
+        .def(
+            "max_error",
+            [](const octopus::ScanKeys& k, const FloatArray& query) {
+                return octopus::ScanQuery(k.codec(), vector_of(query, k.dim(), "ScanKeys.max_error")).max_error();
+            },
+            nb::arg("query"), "The most the tables move a score of this query, per unit of key norm.")
+        .def(
+            "attend",
+            [](const octopus::ScanKeys& k, const FloatArray& queries, const PyCodec& values, const ByteArray& value_codes, float scale,
+               int threads) {
+                const auto shape = rows_of(queries, k.dim(), "ScanKeys.attend: queries", "head dim");
+                rows_of(value_codes, values.codec.bytes_per_vector(), "ScanKeys.attend: value_codes", "bytes per value");
+                float* target = nullptr;
+                NumpyFloats out = new_array<float>(shape, target);
+                {
+                    nb::gil_scoped_release release;
+                    octopus::decode_attention(k, values.codec, std::span<const float>(queries.data(), queries.size()),
+                                              std::span<const std::uint8_t>(value_codes.data(), value_codes.size()), scale,
+                                              std::span<float>(target, queries.size()), threads);
+                }
+                return out;
+            },
+            nb::arg("queries"), nb::arg("value_codec"), nb::arg("value_codes"), nb::arg("scale"), nb::arg("threads") = 1,
+            "softmax(scale * q . K^T) V for the G query rows (G, dim) of one KV head over these keys and as many value codes: "
+            "float32 (G, dim).");
 
     nb::class_<octopus::HeadCodec> head_codec(m, "HeadCodec",
                                    "What one KV head stores its cache with: a key codec, a value codec and a preconditioner; "

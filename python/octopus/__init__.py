@@ -12,6 +12,9 @@ and its per-head preconditioning, on numpy arrays and CPU torch tensors:
     p = octopus.fit_preconditioner("auto", prompt_keys, prompt_values, prompt_queries, key_codec=codec)
     head = octopus.HeadCodec(codec, codec, p)   # encode_keys/values, decode_keys/values, dot, attend
 
+    scan = octopus.ScanKeys(dim=128, bits=3)    # TurboQuant keys scored by table lookup (the fastest CPU path)
+    scan.append(keys); scan.scores(query); scan.attend(queries, value_codec, value_codes, scale)
+
 Every error of the library is raised as octopus.error (a ValueError) with its message.
 """
 
@@ -19,10 +22,11 @@ from ._octopus import (  # noqa: F401
     Codec,
     HeadCodec,
     Preconditioner,
+    ScanKeys,
     codec_names,
     error,
     fit_preconditioner,
     min_fit_tokens,
 )
 
-__all__ = ["Codec", "HeadCodec", "Preconditioner", "codec_names", "error", "fit_preconditioner", "min_fit_tokens"]
+__all__ = ["Codec", "HeadCodec", "Preconditioner", "ScanKeys", "codec_names", "error", "fit_preconditioner", "min_fit_tokens"]

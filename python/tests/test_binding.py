@@ -179,3 +179,48 @@ def test_torch_tensors_are_read_in_place():
     codec.decode(codec.encode(x), out=out)
     np.testing.assert_array_equal(out.numpy(), codec.decode(codec.encode(x.numpy())))
     np.testing.assert_array_equal(codec.encode(x.to(torch.bfloat16)), codec.encode(x.to(torch.bfloat16).float()))
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4])
+def test_scan_keys_hold_the_codes_and_score_within_their_bound(bits):
+    codec = octopus.Codec("turboquant", 64, bits, 5, "fp16")
+    keys = unit_rows(70, 64, 1) * np.linspace(0.5, 3.0, 70, dtype=np.float32)[:, None]
+    scan = octopus.ScanKeys(64, bits, 5, "fp16")
+    scan.append(keys[:33])
+    scan.append_codes(codec.encode(keys[33:]))
+    assert len(scan) == 70 and scan.dim == 64 and scan.bits == bits
+    assert np.array_equal(scan.codes(), codec.encode(keys))
+    query = 2.0 * unit_rows(1, 64, 2)[0]
+    exact = codec.dot(query, codec.encode(keys))
+    norms = np.linalg.norm(keys, axis=1)
+    bound = norms * (scan.max_error(query) + 1e-5 * 2.0)
+    assert np.all(np.abs(scan.scores(query) - exact) <= bound)
+
+
+def test_scan_keys_attend_as_a_softmax_of_their_scores():
+    codec = octopus.Codec("turboquant", 64, 3, 1)
+    values_codec = octopus.Codec("octopus", 64, 2, 2)
+    keys, values = unit_rows(150, 64, 3), unit_rows(150, 64, 4)
+    scan = octopus.ScanKeys(64, 3, 1)
+    scan.append(keys.astype(np.float16))
+    value_codes = values_codec.encode(values)
+    queries = 3.0 * unit_rows(4, 64, 5)
+    scale = 1.0 / 8.0
+    out = scan.attend(queries, values_codec, value_codes, scale, threads=2)
+    decoded = values_codec.decode(value_codes).astype(np.float64)
+    for g in range(4):
+        s = scale * scan.scores(queries[g]).astype(np.float64)
+        p = np.exp(s - s.max())
+        assert np.allclose(out[g], p @ decoded / p.sum(), atol=2e-5)
+    wide = octopus.Codec("octopus", 128, 2, 2)
+    with pytest.raises(octopus.error, match="differs from the value codec's 128"):
+        scan.attend(queries, wide, wide.encode(unit_rows(150, 128, 6)), scale)
+    with pytest.raises(octopus.error, match="value bytes are not 150 records"):
+        scan.attend(queries, values_codec, value_codes[:-1], scale)
+    with pytest.raises(octopus.error, match="bits 5 is not one of 1, 2, 3, 4"):
+        octopus.ScanKeys(64, 5)
+    with pytest.raises(octopus.error, match="record 1 is damaged"):
+        bad = codec.encode(keys[:2])
+        bad[1, -4:] = np.frombuffer(np.float32(np.nan).tobytes(), np.uint8)
+        scan.append_codes(bad)
+    assert len(scan) == 150
