@@ -156,7 +156,8 @@ void fp16_score_benchmark(benchmark::State& state, std::size_t d, std::size_t ke
 
 /// Decode attention of G = 4 query heads over one KV head of `tokens` fp16 keys and values, on `threads`
 /// threads: the attention baseline of a CPU engine.
-void fp16_attention_benchmark(benchmark::State& state, std::size_t d, std::size_t tokens, int threads) {
+void fp16_attention_benchmark(benchmark::State& state, std::size_t d, std::size_t tokens, int threads,
+                              octopus::bench::Fp16Loop loop = octopus::bench::Fp16Loop::per_head) {
     constexpr std::size_t kHeads = 4;
     const auto k = fp16_rows(tokens, d, 11), v = fp16_rows(tokens, d, 12);
     auto q = octopus::uniform_unit_vectors(kHeads, d, 13);
@@ -165,7 +166,7 @@ void fp16_attention_benchmark(benchmark::State& state, std::size_t d, std::size_
     std::vector<float> out(kHeads * d);
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     for (auto _ : state) {
-        octopus::bench::fp16_attention(q.data(), kHeads, k.data(), v.data(), tokens, d, scale, threads, scratch, out.data());
+        octopus::bench::fp16_attention(q.data(), kHeads, k.data(), v.data(), tokens, d, scale, threads, scratch, out.data(), loop);
         benchmark::DoNotOptimize(out.data());
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * tokens));
@@ -274,12 +275,18 @@ void register_all() {
     const int all_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     for (std::size_t tokens : {4096u, 262144u}) {
         const std::string n = "/tokens" + std::to_string(tokens);
-        benchmark::RegisterBenchmark(("attention/fp16-f16c/d128/G4/threads1" + n).c_str(), fp16_attention_benchmark, 128, tokens, 1)
-            ->UseRealTime();
-        if (all_threads > 1)
-            benchmark::RegisterBenchmark(("attention/fp16-f16c/d128/G4/threads" + std::to_string(all_threads) + n).c_str(),
-                                         fp16_attention_benchmark, 128, tokens, all_threads)
+        // fp16-f16c: each head's dot and axpy per row, as llama.cpp's CPU attention; fp16-f16c-grouped: each
+        // row converted once for the four heads and values added with the outputs in registers.
+        for (auto [label, loop] : {std::pair{"fp16-f16c", octopus::bench::Fp16Loop::per_head},
+                                   std::pair{"fp16-f16c-grouped", octopus::bench::Fp16Loop::grouped}}) {
+            benchmark::RegisterBenchmark(("attention/" + std::string(label) + "/d128/G4/threads1" + n).c_str(), fp16_attention_benchmark,
+                                         128, tokens, 1, loop)
                 ->UseRealTime();
+            if (all_threads > 1)
+                benchmark::RegisterBenchmark(("attention/" + std::string(label) + "/d128/G4/threads" + std::to_string(all_threads) + n).c_str(),
+                                             fp16_attention_benchmark, 128, tokens, all_threads, loop)
+                    ->UseRealTime();
+        }
         for (const char* name : {"turboquant", "octopus"})
             benchmark::RegisterBenchmark(("attention/" + std::string(name) + "-attend/d128/b3/G4/threads1" + n).c_str(),
                                          codes_attention_benchmark, octopus::make_codec(name, {128, 3, 1}), tokens)

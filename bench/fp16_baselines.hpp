@@ -4,9 +4,12 @@
 //
 // - fp16_scores: scores[t] = q·k_t for n keys of dim d.
 // - fp16_attention: decode attention of G query heads sharing one KV head (grouped-query attention):
-//   out_h = softmax(scale · q_h·Kᵀ)·V, each key and value row read once for all G heads; over `threads`
-//   OpenMP threads the context is split into chunks, each chunk keeps its own (max, sum, Σ p·v) and the
-//   chunks are merged at the end (flash-decoding), so one thread reads each row once.
+//   out_h = softmax(scale · q_h·Kᵀ)·V; over `threads` OpenMP threads the context is split into chunks,
+//   each chunk keeps its own (max, sum, Σ p·v) and the chunks are merged at the end (flash-decoding).
+//   Fp16Loop::per_head runs each head's dot and axpy on each row as llama.cpp's CPU attention does;
+//   Fp16Loop::grouped (G = 4) converts each key once for the four heads and adds values 16 rows at a
+//   time with each 16-coordinate slice of the four outputs held in registers, the loop structure of the
+//   library's own attention over codes: the strongest fp16 baseline we could write.
 // Without F16C/FMA (a build without -march=native) the same loops run on scalar conversions.
 #pragma once
 
@@ -19,6 +22,8 @@
 #include <cstring>
 #include <limits>
 #include <vector>
+
+#include <octopus/detail/rows.hpp>
 
 #if defined(__F16C__) && defined(__FMA__) && defined(__AVX2__)
 #include <immintrin.h>
@@ -84,15 +89,57 @@ struct AttentionPartial {
     std::vector<float> max, sum, acc;  // G, G, G·d
 };
 
+/// The two fp16 attention loops (see the header comment).
+enum class Fp16Loop { per_head, grouped };
+
+#if OCTOPUS_BENCH_F16C
+/// out[h] = scale · q_h · k for four query rows, the fp16 row converted once.
+inline void fp16_dot4(const float* q, const std::uint16_t* k, std::size_t d, float scale, float* out) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (std::size_t j = 0; j < d; j += 8) {
+        const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + j)));
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), x, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + j), x, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 2 * d + j), x, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 3 * d + j), x, a3);
+    }
+    const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    _mm_storeu_ps(out, _mm_mul_ps(_mm_set1_ps(scale), _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1))));
+}
+#endif
+
 /// The partial of tokens [begin, end) for G heads: scores of each key for all heads, then the values.
 /// `scores` is scratch of G·(end − begin) floats.
 inline void fp16_attention_chunk(const float* q, std::size_t heads, const std::uint16_t* keys, const std::uint16_t* values,
                                  std::size_t begin, std::size_t end, std::size_t d, float scale, float* scores,
-                                 AttentionPartial& part) {
+                                 AttentionPartial& part, Fp16Loop loop = Fp16Loop::per_head) {
     const std::size_t n = end - begin;
     part.max.assign(heads, -std::numeric_limits<float>::infinity());
     part.sum.assign(heads, 0.0f);
     part.acc.assign(heads * d, 0.0f);
+#if OCTOPUS_BENCH_F16C
+    if (loop == Fp16Loop::grouped && heads == 4 && d % 16 == 0) {
+        for (std::size_t t = 0; t < n; ++t) {
+            float s[4];
+            fp16_dot4(q, keys + (begin + t) * d, d, scale, s);
+            for (std::size_t h = 0; h < 4; ++h) scores[h * n + t] = s[h], part.max[h] = std::max(part.max[h], s[h]);
+        }
+        for (std::size_t h = 0; h < 4; ++h) {
+            for (std::size_t t = 0; t < n; ++t) scores[h * n + t] -= part.max[h];
+            octopus::detail::exp_nonpositive(scores + h * n, n);
+            for (std::size_t t = 0; t < n; ++t) part.sum[h] += scores[h * n + t];
+        }
+        for (std::size_t t0 = 0; t0 < n; t0 += 16) {  // 16 rows of values (4 KB at d = 128) stay in L1 across the slices
+            const std::uint16_t* rows = values + (begin + t0) * d;
+            octopus::detail::weighted_sum4(scores + t0, n, std::min<std::size_t>(16, n - t0), d, part.acc.data(),
+                                           [&](std::size_t t, std::size_t g) {
+                                               return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows + t * d + 8 * g)));
+                                           });
+        }
+        return;
+    }
+#endif
+    (void)loop;
     for (std::size_t t = 0; t < n; ++t)
         for (std::size_t h = 0; h < heads; ++h) {
             const float s = scale * fp16_dot(q + h * d, keys + (begin + t) * d, d);
@@ -121,13 +168,14 @@ struct AttentionScratch {
 /// out (G×d) = softmax(scale · q·Kᵀ)·V for G = `heads` query rows over n fp16 keys and values, split
 /// over `threads` chunks (one per OpenMP thread) and merged.
 inline void fp16_attention(const float* q, std::size_t heads, const std::uint16_t* keys, const std::uint16_t* values,
-                           std::size_t n, std::size_t d, float scale, int threads, AttentionScratch& scratch, float* out) {
+                           std::size_t n, std::size_t d, float scale, int threads, AttentionScratch& scratch, float* out,
+                           Fp16Loop loop = Fp16Loop::per_head) {
     const std::size_t chunks = static_cast<std::size_t>(std::max(1, threads));
     const std::size_t per = (n + chunks - 1) / chunks;
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
     for (std::size_t c = 0; c < chunks; ++c) {
         const std::size_t begin = std::min(n, c * per), end = std::min(n, begin + per);
-        fp16_attention_chunk(q, heads, keys, values, begin, end, d, scale, scratch.scores[c].data(), scratch.parts[c]);
+        fp16_attention_chunk(q, heads, keys, values, begin, end, d, scale, scratch.scores[c].data(), scratch.parts[c], loop);
     }
     for (std::size_t h = 0; h < heads; ++h) {
         float top = -std::numeric_limits<float>::infinity();

@@ -36,7 +36,7 @@ TEST(Fp16Baselines, ScoresAreTheDotOfTheHalfKeys) {
     }
 }
 
-TEST(Fp16Baselines, AttentionMatchesADoubleSoftmaxOnAnyThreadCount) {
+TEST(Fp16Baselines, AttentionMatchesADoubleSoftmaxOnAnyThreadCountInBothLoops) {
     const std::size_t d = 128, heads = 4;
     for (std::size_t n : {1u, 7u, 1000u}) {
         const auto keys = half_rows(n, d, 3, 1.0f), values = half_rows(n, d, 4, 2.0f);
@@ -56,13 +56,15 @@ TEST(Fp16Baselines, AttentionMatchesADoubleSoftmaxOnAnyThreadCount) {
             for (std::size_t t = 0; t < n; ++t)
                 for (std::size_t j = 0; j < d; ++j) expected[h * d + j] += logits[t] / total * from_half_bits(values[t * d + j]);
         }
-        for (int threads : {1, 3}) {
-            octopus::bench::AttentionScratch scratch(heads, n, threads);
-            std::vector<float> out(heads * d);
-            octopus::bench::fp16_attention(q.data(), heads, keys.data(), values.data(), n, d, scale, threads, scratch, out.data());
-            for (std::size_t i = 0; i < out.size(); ++i)
-                EXPECT_NEAR(out[i], expected[i], 1e-5 * (1.0 + std::fabs(expected[i]))) << "n " << n << " threads " << threads << " i " << i;
-        }
+        for (auto loop : {octopus::bench::Fp16Loop::per_head, octopus::bench::Fp16Loop::grouped})
+            for (int threads : {1, 3}) {
+                octopus::bench::AttentionScratch scratch(heads, n, threads);
+                std::vector<float> out(heads * d);
+                octopus::bench::fp16_attention(q.data(), heads, keys.data(), values.data(), n, d, scale, threads, scratch, out.data(), loop);
+                for (std::size_t i = 0; i < out.size(); ++i)
+                    EXPECT_NEAR(out[i], expected[i], 1e-5 * (1.0 + std::fabs(expected[i])))
+                        << "n " << n << " threads " << threads << " i " << i << " grouped " << (loop == octopus::bench::Fp16Loop::grouped);
+            }
     }
 }
 
