@@ -1,8 +1,11 @@
 // The one include for the CPU library: the CPU/GPU contract, rotation, marginals, Lloyd–Max,
-// octahedral map, direction grids, triplet codebooks and their tables, packing, every codec, make_codec to choose one by name or by a line of text (codec_config.hpp), and the per-head
-// preconditioning (fit, HeadCodec) that real keys need.
+// octahedral map, direction grids, triplet codebooks and their tables, packing, every codec, make_codec to
+// choose one by name or by a line of text (codec_config.hpp), the per-head preconditioning (fit, HeadCodec)
+// that real keys need, fused decode attention (attention.hpp) and TurboQuant keys in the scan layout
+// (scan_keys.hpp, scan_scores.hpp, scan_attention.hpp).
 #pragma once
 
+#include "octopus/attention.hpp"
 #include "octopus/codec.hpp"
 #include "octopus/codec_config.hpp"
 #include "octopus/codec_spec.hpp"
@@ -26,6 +29,7 @@
 #include "octopus/registry.hpp"
 #include "octopus/rotated_codec.hpp"
 #include "octopus/rotation.hpp"
+#include "octopus/scan_attention.hpp"
 #include "octopus/synthetic.hpp"
 #include "octopus/triplet_codebook.hpp"
 #include "octopus/triplet_tables.hpp"
