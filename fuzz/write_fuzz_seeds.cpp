@@ -1,5 +1,5 @@
 // Writes the fuzz harnesses' seed corpora: for each configuration of fuzz_support.hpp, a few encoded
-// keys (fuzz_codec_bytes), a cache file of them, contiguous and paged (fuzz_cache_file); small .npy
+// keys (fuzz_codec_bytes; the TurboQuant ones also for fuzz_scan_keys), a cache file of them, contiguous and paged (fuzz_cache_file); small .npy
 // arrays (fuzz_npy); configuration texts (fuzz_codec_config). Usage: write_fuzz_seeds <corpus dir>.
 #include "fuzz_support.hpp"
 
@@ -39,6 +39,8 @@ int main(int argc, char** argv) {
         const auto packed = codec.encode(std::span<const float>(keys));
         const std::string pick(1, static_cast<char>(i));
         write(root / "fuzz_codec_bytes" / ("seed_" + std::to_string(i)), pick + as_text(packed));
+        if (config.name == "turboquant")  // fuzz_scan_keys reads the first four configurations, all TurboQuant
+            write(root / "fuzz_scan_keys" / ("seed_" + std::to_string(i)), pick + as_text(packed));
         write(root / "fuzz_cache_file" / ("contiguous_" + std::to_string(i)),
               pick + as_text(octopus::save_cache(config.name, config.spec, packed)));
         write(root / "fuzz_cache_file" / ("paged_" + std::to_string(i)),
