@@ -92,22 +92,6 @@ struct AttentionPartial {
 /// The two fp16 attention loops (see the header comment).
 enum class Fp16Loop { per_head, grouped };
 
-#if OCTOPUS_BENCH_F16C
-/// out[h] = scale · q_h · k for four query rows, the fp16 row converted once.
-inline void fp16_dot4(const float* q, const std::uint16_t* k, std::size_t d, float scale, float* out) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    for (std::size_t j = 0; j < d; j += 8) {
-        const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + j)));
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), x, a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + j), x, a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 2 * d + j), x, a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 3 * d + j), x, a3);
-    }
-    const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-    _mm_storeu_ps(out, _mm_mul_ps(_mm_set1_ps(scale), _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1))));
-}
-#endif
-
 /// The partial of tokens [begin, end) for G heads: scores of each key for all heads, then the values.
 /// `scores` is scratch of G·(end − begin) floats.
 inline void fp16_attention_chunk(const float* q, std::size_t heads, const std::uint16_t* keys, const std::uint16_t* values,
@@ -119,10 +103,15 @@ inline void fp16_attention_chunk(const float* q, std::size_t heads, const std::u
     part.acc.assign(heads * d, 0.0f);
 #if OCTOPUS_BENCH_F16C
     if (loop == Fp16Loop::grouped && heads == 4 && d % 16 == 0) {
-        for (std::size_t t = 0; t < n; ++t) {
+        for (std::size_t t = 0; t < n; ++t) {  // each key converted once for the four heads
+            const std::uint16_t* row = keys + (begin + t) * d;
             float s[4];
-            fp16_dot4(q, keys + (begin + t) * d, d, scale, s);
-            for (std::size_t h = 0; h < 4; ++h) scores[h * n + t] = s[h], part.max[h] = std::max(part.max[h], s[h]);
+            const auto group = [&](std::size_t g) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 8 * g))); };
+            octopus::detail::dot4(q, d, group, s);
+            for (std::size_t h = 0; h < 4; ++h) {
+                scores[h * n + t] = scale * s[h];
+                part.max[h] = std::max(part.max[h], scores[h * n + t]);
+            }
         }
         for (std::size_t h = 0; h < 4; ++h) {
             for (std::size_t t = 0; t < n; ++t) scores[h * n + t] -= part.max[h];

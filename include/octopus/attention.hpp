@@ -7,7 +7,9 @@
 // inverse-rotated. The context is processed in blocks of kAttentionBlock tokens: the block's scores
 // (each key row met by four heads at once), one rescale of the running sums, exp eight at a time,
 // then the values kValueRows at a time, each slice of four outputs held in registers across the rows
-// (rows.hpp). Over `threads` OpenMP threads the context is split in chunks whose (max, Σ exp, Σ exp·v)
+// (rows.hpp; TurboQuant decodes its value rows straight into those registers, add_weighted_rotated).
+// How a block's scores are made is the caller's: decoded records here (DecodedKeyScores), table
+// lookups over the scan layout in scan_attention.hpp. Over `threads` OpenMP threads the context is split in chunks whose (max, Σ exp, Σ exp·v)
 // are merged at the end (flash-decoding).
 //
 // KeyCodec and ValueCodec are concrete codecs with decode_rotated (TurboQuant, Octopus, OctopusPaper),

@@ -36,7 +36,8 @@ struct ScanKeyScores {
             block_norms(keys, block, norms);
             for (std::size_t h = 0; h < heads; h += 4) {
                 const std::size_t group = std::min<std::size_t>(4, heads - h);
-                const ScanQuery* four[4] = {queries + h, queries + h + (group > 1), queries + h + 2 * (group > 2), queries + h + 3 * (group > 3)};
+                const ScanQuery* four[4];
+                for (std::size_t j = 0; j < group; ++j) four[j] = queries + h + j;
                 scan_block<B>(block, code_bytes, four, group, sums);
                 for (std::size_t j = 0; j < group; ++j) block_scores(queries[h + j], sums[j], norms, scale, weight[h + j].data() + offset);
             }

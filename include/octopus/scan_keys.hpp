@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <vector>
@@ -27,8 +28,7 @@ inline constexpr std::size_t kScanBlock = 32;
 /// A growing cache of TurboQuant keys in the scan layout above. Holds a copy of the codec.
 class ScanKeys {
 public:
-    explicit ScanKeys(const TurboQuant& codec)
-        : codec_(codec), code_bytes_(codec.code_bytes()), record_bytes_(codec.bytes_per_vector()) {}
+    explicit ScanKeys(const TurboQuant& codec) : codec_(codec) {}
 
     const TurboQuant& codec() const { return codec_; }
     std::size_t dim() const { return codec_.dim(); }
@@ -38,7 +38,7 @@ public:
     /// Whole blocks held (the last may be partly filled).
     std::size_t blocks() const { return (size_ + kScanBlock - 1) / kScanBlock; }
     /// Bytes of one block: 32 records.
-    std::size_t block_bytes() const { return kScanBlock * record_bytes_; }
+    std::size_t block_bytes() const { return kScanBlock * codec_.bytes_per_vector(); }
     /// The bytes of block `b`.
     const std::uint8_t* block(std::size_t b) const { return bytes_.data() + b * block_bytes(); }
     /// Every block's bytes, blocks() · block_bytes() of them.
@@ -51,21 +51,22 @@ public:
     /// octopus::error, appending nothing, for a partial record or a damaged one (non-finite or
     /// negative norm).
     void append_records(std::span<const std::uint8_t> records) {
-        detail::require(records.size() % record_bytes_ == 0, "ScanKeys::append_records: " + std::to_string(records.size()) +
-                                                                 " bytes are not a whole number of " + std::to_string(record_bytes_) +
+        const std::size_t record_bytes = codec_.bytes_per_vector(), code_bytes = codec_.code_bytes();
+        detail::require(records.size() % record_bytes == 0, "ScanKeys::append_records: " + std::to_string(records.size()) +
+                                                                 " bytes are not a whole number of " + std::to_string(record_bytes) +
                                                                  "-byte records");
-        const std::size_t n = records.size() / record_bytes_;
+        const std::size_t n = records.size() / record_bytes;
         for (std::size_t i = 0; i < n; ++i)
-            detail::require(codec_.vector_is_valid(records.data() + i * record_bytes_),
+            detail::require(codec_.vector_is_valid(records.data() + i * record_bytes),
                             "ScanKeys::append_records: record " + std::to_string(i) + " is damaged (non-finite or negative norm)");
         bytes_.resize((size_ + n + kScanBlock - 1) / kScanBlock * block_bytes(), 0);
-        const std::size_t norm = record_bytes_ - code_bytes_;
+        const std::size_t norm = record_bytes - code_bytes;
         for (std::size_t i = 0; i < n; ++i, ++size_) {
-            const std::uint8_t* record = records.data() + i * record_bytes_;
+            const std::uint8_t* record = records.data() + i * record_bytes;
             std::uint8_t* b = bytes_.data() + size_ / kScanBlock * block_bytes();
             const std::size_t t = size_ % kScanBlock;
-            for (std::size_t r = 0; r < code_bytes_; ++r) b[r * kScanBlock + t] = record[r];
-            std::memcpy(b + kScanBlock * code_bytes_ + t * norm, record + code_bytes_, norm);
+            for (std::size_t r = 0; r < code_bytes; ++r) b[r * kScanBlock + t] = record[r];
+            std::memcpy(b + kScanBlock * code_bytes + t * norm, record + code_bytes, norm);
         }
     }
 
@@ -74,19 +75,20 @@ public:
 
     /// Writes token t's record (bytes_per_vector() bytes): the bytes append_records took.
     void record(std::size_t t, std::span<std::uint8_t> out) const {
+        const std::size_t record_bytes = codec_.bytes_per_vector(), code_bytes = codec_.code_bytes();
         detail::require(t < size_, "ScanKeys::record: token " + std::to_string(t) + " of " + std::to_string(size_));
-        detail::require(out.size() == record_bytes_, "ScanKeys::record: output has " + std::to_string(out.size()) + " bytes, a record " +
-                                                         std::to_string(record_bytes_));
+        detail::require(out.size() == record_bytes, "ScanKeys::record: output has " + std::to_string(out.size()) + " bytes, a record " +
+                                                         std::to_string(record_bytes));
         const std::uint8_t* b = block(t / kScanBlock);
-        const std::size_t s = t % kScanBlock, norm = record_bytes_ - code_bytes_;
-        for (std::size_t r = 0; r < code_bytes_; ++r) out[r] = b[r * kScanBlock + s];
-        std::memcpy(out.data() + code_bytes_, b + kScanBlock * code_bytes_ + s * norm, norm);
+        const std::size_t s = t % kScanBlock, norm = record_bytes - code_bytes;
+        for (std::size_t r = 0; r < code_bytes; ++r) out[r] = b[r * kScanBlock + s];
+        std::memcpy(out.data() + code_bytes, b + kScanBlock * code_bytes + s * norm, norm);
     }
 
     /// Token t's stored norm.
     float norm(std::size_t t) const {
-        const std::size_t m = record_bytes_ - code_bytes_;
-        return detail::load_norm(block(t / kScanBlock) + kScanBlock * code_bytes_ + t % kScanBlock * m, codec_.norm_format());
+        const std::size_t code_bytes = codec_.code_bytes(), m = codec_.bytes_per_vector() - code_bytes;
+        return detail::load_norm(block(t / kScanBlock) + kScanBlock * code_bytes + t % kScanBlock * m, codec_.norm_format());
     }
 
     /// Forgets every token (keeps the allocation).
@@ -97,7 +99,6 @@ public:
 
 private:
     TurboQuant codec_;
-    std::size_t code_bytes_, record_bytes_;
     std::size_t size_ = 0;
     std::vector<std::uint8_t> bytes_;
 };

@@ -61,7 +61,6 @@ public:
         const std::size_t codes = b == 3 ? 8 : 16;
         const std::vector<float>& levels = codec.levels();
         values_.resize(lookups * 16);
-        lows_.resize(lookups);
         double widest = 0.0, base = 0.0;
         for (std::size_t j = 0; j < lookups; ++j) {
             double* v = values_.data() + j * 16;
@@ -71,9 +70,8 @@ public:
                     sum += static_cast<double>(rotated[j * per + m]) * levels[(e >> (m * b)) & ((1u << b) - 1)];
                 v[e] = sum;
             }
-            double lo = v[0], hi = v[0];
-            for (std::size_t e = 1; e < codes; ++e) lo = std::min(lo, v[e]), hi = std::max(hi, v[e]);
-            lows_[j] = lo;
+            const double lo = *std::min_element(v, v + codes), hi = *std::max_element(v, v + codes);
+            for (std::size_t e = 0; e < codes; ++e) v[e] -= lo;  // each lookup's values above its lowest
             widest = std::max(widest, hi - lo);
             base += lo;
         }
@@ -84,7 +82,7 @@ public:
             std::uint8_t* entry = entries_.data() + j * 32;
             // (v − lo) / step ∈ [0, 255], rounded half up; entries past a 3-bit code repeat the first
             // eight, and both 128-bit halves hold the table (vpshufb looks up per half).
-            for (std::size_t e = 0; e < codes; ++e) entry[e] = static_cast<std::uint8_t>((v[e] - lows_[j]) * inverse + 0.5);
+            for (std::size_t e = 0; e < codes; ++e) entry[e] = static_cast<std::uint8_t>(v[e] * inverse + 0.5);
             for (std::size_t e = codes; e < 16; ++e) entry[e] = entry[e - codes];
             std::memcpy(entry + 16, entry, 16);
         }
@@ -109,7 +107,7 @@ public:
     static constexpr double kTop = 255.0;
 
 private:
-    std::vector<double> values_, lows_;  // scratch of assign_rotated, kept to allocate once
+    std::vector<double> values_;  // scratch of assign_rotated, kept to allocate once
     std::vector<std::uint8_t> entries_;
     float step_ = 0.0f, base_ = 0.0f;
     unsigned bits_ = 0;

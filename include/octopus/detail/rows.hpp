@@ -48,24 +48,30 @@ inline void row_axpy(float a, const float* x, float* y, std::size_t d) {
 #endif
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+/// out[h] = Σ_i q[h·d + i]·row_i for the four rows of q, where group(g) gives floats 8g … 8g + 7 of the
+/// row in a register: the row is read once for all four.
+template <class Group>
+void dot4(const float* q, std::size_t d, Group&& group, float* out) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (std::size_t i = 0; i < d; i += 8) {
+        const __m256 x = group(i / 8);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), x, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + i), x, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 2 * d + i), x, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 3 * d + i), x, a3);
+    }
+    // Four horizontal sums at once: pairwise adds leave lane h of the low half holding head h's sum.
+    const __m256 s01 = _mm256_hadd_ps(a0, a1), s23 = _mm256_hadd_ps(a2, a3);
+    const __m256 s = _mm256_hadd_ps(s01, s23);
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
+}
+#endif
+
 /// out[h] = Σ_i q[h·d + i]·k_i for the `heads` ≤ 4 rows of q: the key row is loaded once for all.
 inline void rows_dot(const float* q, std::size_t heads, const float* k, std::size_t d, float* out) {
 #if defined(__AVX2__) && defined(__FMA__)
-    if (heads == 4) {
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-        for (std::size_t i = 0; i < d; i += 8) {
-            const __m256 x = _mm256_loadu_ps(k + i);
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), x, a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + i), x, a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 2 * d + i), x, a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 3 * d + i), x, a3);
-        }
-        // Four horizontal sums at once: pairwise adds leave lane h of the low half holding head h's sum.
-        const __m256 s01 = _mm256_hadd_ps(a0, a1), s23 = _mm256_hadd_ps(a2, a3);
-        const __m256 s = _mm256_hadd_ps(s01, s23);
-        _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
-        return;
-    }
+    if (heads == 4) return dot4(q, d, [&](std::size_t g) { return _mm256_loadu_ps(k + 8 * g); }, out);
 #endif
     for (std::size_t h = 0; h < heads; ++h) out[h] = row_dot(q + h * d, k, d);
 }
