@@ -1,6 +1,8 @@
 // GPU benchmark: fused scores and fused decode attention over compressed caches against fp16
 // baselines measured in the same run (cuBLAS for scores; PyTorch's SDPA for attention is timed by
 // bench/sdpa_baseline.py in the same device call), and GPU encode of one new token for all heads.
+// Attention runs over contiguous records (fp32 queries and outputs) and over the paged cache (pages of
+// --page-tokens tokens in shuffled order, fp16 queries and outputs, as an engine holds them).
 //
 // Shapes of the issue: 32 query heads over 8 KV heads, d = 128, batch 1 and 16, contexts 4k to 128k.
 // Inputs are rotated through enough copies to exceed the L2 cache, so times are device-memory times.
@@ -12,6 +14,8 @@
 #include <octopus/octopus.hpp>
 
 #include <algorithm>
+#include <numeric>
+#include <random>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -100,10 +104,11 @@ struct CodecChoice {
     std::string name;
     bool turboquant;
     double bits;
+    double value_bits = 0;  // 0: the keys' bits
 };
 
-std::unique_ptr<oc::DeviceCodec> device_codec(const CodecChoice& c, std::uint64_t seed, int& record_bytes) {
-    const octopus::CodecSpec spec{128, c.bits, seed, octopus::NormFormat::fp32};
+std::unique_ptr<oc::DeviceCodec> device_codec(const CodecChoice& c, std::uint64_t seed, int& record_bytes, bool values = false) {
+    const octopus::CodecSpec spec{128, values && c.value_bits > 0 ? c.value_bits : c.bits, seed, octopus::NormFormat::fp32};
     if (c.turboquant) {
         octopus::TurboQuant codec(spec);
         record_bytes = static_cast<int>(codec.bytes_per_vector());
@@ -119,13 +124,16 @@ std::unique_ptr<oc::DeviceCodec> device_codec(const CodecChoice& c, std::uint64_
 int main(int argc, char** argv) {
     std::vector<int> contexts = {4096, 16384, 65536, 131072}, batches = {1, 16};
     std::string only;  // comma-separated codec names; empty: all
+    int page_tokens = 16;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string flag = argv[i];
         if (flag == "--contexts") contexts = parse_list(argv[i + 1]);
         else if (flag == "--batches") batches = parse_list(argv[i + 1]);
         else if (flag == "--codecs") only = std::string(",") + argv[i + 1] + ",";
+        else if (flag == "--page-tokens") page_tokens = std::stoi(argv[i + 1]);
         else {
-            std::fprintf(stderr, "usage: octopus-cuda-bench [--contexts 4096,...] [--batches 1,16] [--codecs octopus-3,...]\n");
+            std::fprintf(stderr, "usage: octopus-cuda-bench [--contexts 4096,...] [--batches 1,16] [--codecs octopus-3,...] "
+                                 "[--page-tokens 16]\n");
             return 2;
         }
     }
@@ -154,7 +162,7 @@ int main(int argc, char** argv) {
     const std::vector<CodecChoice> codecs = {{"turboquant-2", true, 2},   {"turboquant-3", true, 3},
                                              {"turboquant-4", true, 4},   {"octopus-2", false, 2},
                                              {"octopus-2.67", false, 8.0 / 3}, {"octopus-3", false, 3},
-                                             {"octopus-4", false, 4}};
+                                             {"octopus-4", false, 4}, {"turboquant-k4v2", true, 4, 2}};
     cublasHandle_t cublas;
     CUBLAS_CHECK(cublasCreate(&cublas));
 
@@ -193,7 +201,7 @@ int main(int argc, char** argv) {
                 if (!only.empty() && only.find("," + choice.name + ",") == std::string::npos) continue;
                 int kb = 0, vb = 0;
                 const auto key_codec = device_codec(choice, 1, kb);
-                const auto value_codec = device_codec(choice, 2, vb);
+                const auto value_codec = device_codec(choice, 2, vb, true);
                 const long long set_bytes = tokens * (kb + vb);
                 const int copies = static_cast<int>(std::max<long long>(1, l2_rotation_bytes / set_bytes + 1));
                 std::vector<std::unique_ptr<Device<std::uint8_t>>> key_caches, value_caches;
@@ -207,7 +215,7 @@ int main(int argc, char** argv) {
                 Device<int> lengths(batch);
                 OCTOPUS_CUDA_CHECK(cudaMemcpy(lengths.data, host_lengths.data(), batch * sizeof(int), cudaMemcpyHostToDevice));
                 const oc::CacheShape shape{batch, q_heads, kv_heads, context, lengths.data, context};
-                const double bits = 8.0 * kb / d;
+                const double bits = 8.0 * kb / d, kv_bits = 4.0 * (kb + vb) / d;  // keys'; keys' and values' mean
 
                 const double scores_us = median_us([&](int i) {
                     oc::scores(*key_codec, q32.data, key_caches[i % copies]->data, shape, scores.data);
@@ -224,7 +232,7 @@ int main(int argc, char** argv) {
                                          value_caches[i % copies]->data, shape, 0.08838834764f, out.data, workspace);
                 });
                 const double kv_bytes = static_cast<double>(tokens) * (kb + vb);
-                std::printf("attention,%s,%.4f,%d,%d,%.2f,,,%.0f,%.0f,%.3f\n", choice.name.c_str(), bits, batch, context,
+                std::printf("attention,%s,%.4f,%d,%d,%.2f,,,%.0f,%.0f,%.3f\n", choice.name.c_str(), kv_bits, batch, context,
                             attention_us, kv_bytes, kv_bytes / attention_us / 1e3, kv_bytes / (attention_us * 1e-6) / peak);
 
                 // One new token for every head of every sequence: K and V appended at the end, one launch.
@@ -243,6 +251,60 @@ int main(int argc, char** argv) {
                     const double bulk_us = median_us([&](int) { oc::encode(*key_codec, source, static_cast<int>(tokens), key_caches[0]->data); }, 3, 1);
                     std::printf("encode-bulk,%s,%.4f,%d,%d,%.2f,,,,,  # %.1f M vectors/s\n", choice.name.c_str(), bits,
                                 batch, context, bulk_us, tokens / bulk_us);
+                }
+                // The same tokens in a paged cache: every sequence's pages in shuffled order, fp16 in and out.
+                {
+                    const int per_sequence = (context + page_tokens - 1) / page_tokens, pages = batch * per_sequence;
+                    std::vector<int> table(static_cast<std::size_t>(pages));
+                    std::iota(table.begin(), table.end(), 0);
+                    std::shuffle(table.begin(), table.end(), std::mt19937(5));
+                    Device<int> block_table(table.size());
+                    OCTOPUS_CUDA_CHECK(cudaMemcpy(block_table.data, table.data(), table.size() * sizeof(int), cudaMemcpyHostToDevice));
+                    const long long key_pool_bytes = static_cast<long long>(pages) * kv_heads * oc::page_layout(*key_codec, page_tokens).head_page_bytes();
+                    const long long value_pool_bytes = static_cast<long long>(pages) * kv_heads * oc::page_layout(*value_codec, page_tokens).head_page_bytes();
+                    // The records go first: the paged sets take their place in memory.
+                    key_caches.clear(), value_caches.clear();
+                    std::vector<std::unique_ptr<Device<std::uint8_t>>> key_pools, value_pools;
+                    for (int c = 0; c < copies; ++c) {
+                        key_pools.push_back(std::make_unique<Device<std::uint8_t>>(key_pool_bytes));
+                        value_pools.push_back(std::make_unique<Device<std::uint8_t>>(value_pool_bytes));
+                        oc::encode(*key_codec, source, oc::PagedTarget{key_pools.back()->data, pages, page_tokens, kv_heads, block_table.data,
+                                                                       per_sequence, batch, context, nullptr});
+                        oc::encode(*value_codec, keys16[(c + 1) % fp16_copies]->data,
+                                   oc::PagedTarget{value_pools.back()->data, pages, page_tokens, kv_heads, block_table.data,
+                                                   per_sequence, batch, context, nullptr});
+                    }
+                    Device<__half> out16(static_cast<std::size_t>(batch) * q_heads * d);
+                    const double paged_us = median_us([&](int i) {
+                        const oc::PagedCache cache{key_pools[i % copies]->data, value_pools[i % copies]->data, pages, page_tokens, batch,
+                                                   q_heads, kv_heads, block_table.data, per_sequence, lengths.data, context};
+                        oc::decode_attention(*key_codec, *value_codec, q16.data, cache, 0.08838834764f, out16.data, workspace);
+                    });
+                    std::printf("attention-paged,%s,%.4f,%d,%d,%.2f,,,%.0f,%.0f,%.3f\n", choice.name.c_str(), kv_bits, batch, context,
+                                paged_us, kv_bytes, kv_bytes / paged_us / 1e3, kv_bytes / (paged_us * 1e-6) / peak);
+                    if (context == contexts.front()) {
+                        // One decode step into the pages (one token per sequence), and a bulk prefill's rate.
+                        Device<int> positions(batch);
+                        std::vector<int> last(batch, context - 1);
+                        OCTOPUS_CUDA_CHECK(cudaMemcpy(positions.data, last.data(), batch * sizeof(int), cudaMemcpyHostToDevice));
+                        const double step_us = median_us([&](int i) {
+                            oc::encode_kv(*key_codec, source + static_cast<long long>(i % 64) * kv_heads * batch * d,
+                                          oc::PagedTarget{key_pools[0]->data, pages, page_tokens, kv_heads, block_table.data, per_sequence,
+                                                          batch, 1, positions.data},
+                                          *value_codec, source + static_cast<long long>(i % 64 + 1) * kv_heads * batch * d,
+                                          oc::PagedTarget{value_pools[0]->data, pages, page_tokens, kv_heads, block_table.data, per_sequence,
+                                                          batch, 1, positions.data});
+                        });
+                        std::printf("encode-token-paged,%s,%.4f,%d,%d,%.2f,,,,,\n", choice.name.c_str(), bits, batch, context, step_us);
+                        const double bulk_us = median_us([&](int) {
+                            oc::encode(*key_codec, source, oc::PagedTarget{key_pools[0]->data, pages, page_tokens, kv_heads, block_table.data,
+                                                                           per_sequence, batch, context, nullptr});
+                        }, 3, 1);
+                        std::printf("encode-bulk-paged,%s,%.4f,%d,%d,%.2f,,,,,  # %.1f M vectors/s\n", choice.name.c_str(), bits,
+                                    batch, context, bulk_us, tokens / bulk_us);
+                    }
+                    OCTOPUS_CUDA_CHECK(cudaDeviceSynchronize());
+                    std::fflush(stdout);
                 }
                 OCTOPUS_CUDA_CHECK(cudaDeviceSynchronize());
                 std::fflush(stdout);

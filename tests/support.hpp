@@ -76,6 +76,14 @@ inline std::uint64_t fnv1a(const std::vector<std::uint8_t>& bytes) {
     return hash;
 }
 
+/// n keys of dim d with a spread of norms (0.5 to 6.5), so that norms and codes both matter.
+inline std::vector<float> spread_keys(std::size_t n, std::size_t d, std::uint64_t seed) {
+    auto k = octopus::uniform_unit_vectors(n, d, seed);
+    for (std::size_t t = 0; t < n; ++t)
+        for (std::size_t c = 0; c < d; ++c) k[t * d + c] *= 0.5f + float(t % 7);
+    return k;
+}
+
 /// Every one-hot vector of R^d.
 inline std::vector<float> one_hot_vectors(std::size_t d) {
     std::vector<float> x(d * d, 0.0f);

@@ -20,14 +20,7 @@ namespace {
 
 using octopus::CodecSpec;
 using octopus::NormFormat;
-
-/// Keys with a spread of norms, so norms and codes both matter.
-std::vector<float> spread_keys(std::size_t n, std::size_t d, std::uint64_t seed) {
-    auto k = octopus::uniform_unit_vectors(n, d, seed);
-    for (std::size_t t = 0; t < n; ++t)
-        for (std::size_t c = 0; c < d; ++c) k[t * d + c] *= 0.5f + float(t % 7);
-    return k;
-}
+using octopus_test::spread_keys;
 
 TEST(ScanKeys, HoldTheRecordsByteForByte) {
     for (std::size_t d : {64u, 80u, 128u}) {

@@ -44,7 +44,9 @@ namespace octopus {
 /// The format version this build writes; it reads this one and version 1.
 inline constexpr std::uint32_t kCacheFormatVersion = 2;
 
-/// How the records are laid out: one contiguous run, or pages of a fixed number of tokens.
+/// How the records are laid out: one contiguous run, or pages of a fixed number of tokens. Either way
+/// the payload is whole records in token order; a paged cache's head pages (codes, then norms:
+/// PageLayout, pages.hpp) go to and from that form with load_records and store_records.
 struct CacheLayout {
     std::uint32_t page_tokens = 0;  ///< 0: contiguous; else tokens per page (the record count is then a multiple)
 };

@@ -1,7 +1,7 @@
 // The facts the CPU codecs and the CUDA kernels must agree on, in one place both include: limits,
-// rotation rounds, which head dims exist, the bit rules of each code, record sizes, and the small
-// functions whose every rounding decides a code: the triplet norm and the norm's partial sums here,
-// the octahedral fold (octahedral_encode, octahedral.hpp) and the padded search
+// rotation rounds, which head dims exist, the bit rules of each code, record sizes, the paged cache's
+// page layout, and the small functions whose every rounding decides a code: the triplet norm and the
+// norm's partial sums here, the octahedral fold (octahedral_encode, octahedral.hpp) and the padded search
 // (detail/padded_search.hpp). The CPU's encoders and the GPU's encode kernel call these same
 // functions, so the two cannot drift; the CUDA tests check that they still agree byte for byte.
 //
@@ -175,6 +175,43 @@ OCTOPUS_HOST_DEVICE constexpr std::size_t triplet_code_bytes(std::size_t dim, un
 
 /// Whether `norm` fits the norm format: fp16 holds finite norms up to kMaxHalfNorm.
 OCTOPUS_HOST_DEVICE constexpr bool norm_fits(float norm, bool fp16_norm) { return !fp16_norm || norm <= kMaxHalfNorm; }
+
+// ---- Pages -----------------------------------------------------------------------------------------
+// The paged cache (pages.hpp on the CPU, paged_cache.cuh on the GPU) holds a layer's keys (or values)
+// in a pool of pages of P tokens. Page p holds every KV head: head h's part, a "head page", starts at
+// (p·kv_heads + h)·head_page_bytes. A head page holds the records of its P token slots split in two:
+// first the P codes back to back (slot s at s·code_bytes), then the P norms (slot s at P·code_bytes +
+// s·norm_bytes). Norms apart from codes keep every 16-token tile's codes and norms 16-byte aligned
+// runs that the GPU copies whole; both are exactly the record's bytes, so a record comes back byte
+// for byte.
+
+/// The page sizes the paged cache takes (tokens per page).
+inline constexpr int kPageTokenChoices[] = {16, 32, 64};
+
+/// Whether `tokens` is one of kPageTokenChoices.
+OCTOPUS_HOST_DEVICE constexpr bool is_page_tokens(int tokens) { return tokens == 16 || tokens == 32 || tokens == 64; }
+
+/// Where a head page keeps its slots' codes and norms, and how long it is.
+struct PageLayout {
+    int tokens = 16;      ///< P, one of kPageTokenChoices
+    int code_bytes = 0;   ///< bytes of one record's codes (padding included)
+    int norm_bytes = 4;   ///< 4 (fp32 norms) or 2 (fp16)
+
+    /// Offset of slot s's codes in its head page.
+    OCTOPUS_HOST_DEVICE constexpr long long code_offset(int slot) const { return static_cast<long long>(slot) * code_bytes; }
+    /// Offset of slot s's norm in its head page.
+    OCTOPUS_HOST_DEVICE constexpr long long norm_offset(int slot) const {
+        return static_cast<long long>(tokens) * code_bytes + static_cast<long long>(slot) * norm_bytes;
+    }
+    /// Bytes of one head page (a multiple of 16: P is a multiple of 16).
+    OCTOPUS_HOST_DEVICE constexpr long long head_page_bytes() const {
+        return static_cast<long long>(tokens) * (code_bytes + norm_bytes);
+    }
+    /// Offset of head page (page, head) in a pool of pages of `kv_heads` heads.
+    OCTOPUS_HOST_DEVICE constexpr long long head_page_offset(long long page, int head, int kv_heads) const {
+        return (page * kv_heads + head) * head_page_bytes();
+    }
+};
 
 // ---- The arithmetic that decides a code ------------------------------------------------------------
 

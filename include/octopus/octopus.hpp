@@ -1,8 +1,8 @@
 // The one include for the CPU library: the CPU/GPU contract, rotation, marginals, Lloyd–Max,
 // octahedral map, direction grids, triplet codebooks and their tables, packing, every codec, make_codec to
 // choose one by name or by a line of text (codec_config.hpp), the per-head preconditioning (fit, HeadCodec)
-// that real keys need, fused decode attention (attention.hpp) and TurboQuant keys in the scan layout
-// (scan_keys.hpp, scan_scores.hpp, scan_attention.hpp).
+// that real keys need, fused decode attention (attention.hpp), TurboQuant keys in the scan layout
+// (scan_keys.hpp, scan_scores.hpp, scan_attention.hpp) and the paged cache's pages (pages.hpp).
 #pragma once
 
 #include "octopus/attention.hpp"
@@ -24,6 +24,7 @@
 #include "octopus/octahedral.hpp"
 #include "octopus/octahedral_cells.hpp"
 #include "octopus/packing.hpp"
+#include "octopus/pages.hpp"
 #include "octopus/precondition.hpp"
 #include "octopus/precondition_fit.hpp"
 #include "octopus/registry.hpp"

@@ -5,5 +5,6 @@
 #include "octopus/cuda/attention.cuh"
 #include "octopus/cuda/device_codec.cuh"
 #include "octopus/cuda/encode.cuh"
+#include "octopus/cuda/paged_cache.cuh"
 #include "octopus/cuda/preconditioning.cuh"
 #include "octopus/cuda/scores.cuh"

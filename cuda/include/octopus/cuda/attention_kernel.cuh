@@ -42,22 +42,54 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const int key_tile = tile_bytes(kb), value_tile = tile_bytes(vb), stage_bytes = key_tile + value_tile;
     const int tiles = end > start ? (end - start + kTileTokens - 1) / kTileTokens : 0;
     const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;  // tiles warp, warp + Warps, ...
-    const long long first_token = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity + start + warp * kTileTokens;
-    const long long tile_step = static_cast<long long>(Warps) * kTileTokens;
+    // A staged tile is its 16 tokens' codes at `stride` bytes apart, and their norms from norm_base on,
+    // norm_stride apart: records (stride = record bytes, each norm after its codes), or a page's two
+    // runs (codes back to back, then the norms).
+    const bool paged = p.pages.block_table != nullptr;
+    const int key_stride = paged ? p.keys.code_bytes : kb, value_stride = paged ? p.values.code_bytes : vb;
+    const int key_norm_base = paged ? kTileTokens * p.keys.code_bytes : p.keys.code_bytes;
+    const int value_norm_base = paged ? kTileTokens * p.values.code_bytes : p.values.code_bytes;
+    const int key_norm_stride = paged ? kb - p.keys.code_bytes : kb, value_norm_stride = paged ? vb - p.values.code_bytes : vb;
     // The warp's staging, pinned like warp_left below (else rebuilt from the thread index every tile).
     std::uint8_t* mine = staging + pinned(warp * p.stages * stage_bytes);
-    TileStream<Fragments::kMaxRecordBytes> key_stream(p.key_cache + first_token * kb, tile_step * kb, kb, lane);
-    TileStream<Fragments::kMaxRecordBytes> value_stream(p.value_cache + first_token * vb, tile_step * vb, vb, lane);
+    const TileCopy<Fragments::kMaxRecordBytes> key_copy(kTileTokens * key_stride, kTileTokens * kb, lane);
+    const TileCopy<Fragments::kMaxRecordBytes> value_copy(kTileTokens * value_stride, kTileTokens * vb, lane);
+    // Contiguous records: the warp's next tile, one add a tile. Pages: the page id of the warp's next
+    // tile is read one issue ahead, so that the copy never waits on the block table.
+    const long long first_token = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity + start + warp * kTileTokens;
+    const long long tile_step = static_cast<long long>(Warps) * kTileTokens;
+    const std::uint8_t* next_keys = p.key_cache + (paged ? 0 : first_token * kb);
+    const std::uint8_t* next_values = p.value_cache + (paged ? 0 : first_token * vb);
+    const int page_tokens = p.pages.keys.tokens;
+    int issued = 0;
+    const auto tile_page = [&](int i) {
+        return page_at(p.pages.block_table, b, (start + (warp + i * Warps) * kTileTokens) / page_tokens, p.pages.max_pages,
+                       p.pages.pages);
+    };
+    int next_page = paged && my_tiles > 0 ? tile_page(0) : 0;
     const auto issue = [&](int stage) {
-        key_stream(mine + stage * stage_bytes);
-        value_stream(mine + stage * stage_bytes + key_tile);
+        std::uint8_t* target = mine + stage * stage_bytes;
+        if (paged) {
+            const int slot = (start + (warp + issued * Warps) * kTileTokens) % page_tokens, page = next_page;
+            if (issued + 1 < my_tiles) next_page = tile_page(issued + 1);
+            const std::uint8_t* keys = p.key_cache + p.pages.keys.head_page_offset(page, kv_head, shape.kv_heads);
+            const std::uint8_t* values = p.value_cache + p.pages.values.head_page_offset(page, kv_head, shape.kv_heads);
+            key_copy(target, keys + p.pages.keys.code_offset(slot), keys + p.pages.keys.norm_offset(slot));
+            value_copy(target + key_tile, values + p.pages.values.code_offset(slot), values + p.pages.values.norm_offset(slot));
+        } else {
+            key_copy(target, next_keys, nullptr);
+            value_copy(target + key_tile, next_values, nullptr);
+            next_keys += tile_step * kb;
+            next_values += tile_step * vb;
+        }
+        ++issued;
     };
     // One tile per warp loads during the set-up, the next stages − 2 after it: with all of them ahead,
     // the set-up's query rows would wait behind every block's copies, which dominates short calls.
     std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
     const long long kv_index = static_cast<long long>(b) * shape.kv_heads + kv_head;
-    set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, query_offset, p.keys,
-                                             p.q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows,
+    set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, query_offset, p.keys, p.values,
+                                             p.q.from((static_cast<long long>(b) * shape.q_heads + first_head) * D), rows,
                                              head_row(p.preconditioning.key_scale, kv_index, D), nullptr, p.scale_log2,
                                              [&] { start_pipeline(my_tiles, 0, 1, issue); }, q_operands);
     start_pipeline(my_tiles, 1, p.stages - 1, issue);
@@ -91,15 +123,15 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     }
 
     const TileOrder order = Fragments::kReorders ? p.order : TileOrder{};
-    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane, kb * 8, order);
-    const typename Fragments::ValuePlan value_plan = Fragments::value_plan(lane, vb * 8, order);
+    const typename Fragments::KeyPlan key_plan = Fragments::key_plan(lane, key_stride * 8, order);
+    const typename Fragments::ValuePlan value_plan = Fragments::value_plan(lane, value_stride * 8, order);
     // The tile's 16 key norms (lanes 0–15) and 16 value norms (lanes 16–31) of the tokens of rows 0–15
     // (order), one read per lane (bit norm_bit of the stage), handed to the lanes of keys g and g + 8
     // by shuffles.
     const bool value_lane = lane >= kTileTokens;
     const int row_token = order(lane % kTileTokens);
-    const int norm_bit = pinned(value_lane ? (key_tile + row_token * vb + p.values.code_bytes) * 8
-                                           : (row_token * kb + p.keys.code_bytes) * 8);
+    const int norm_bit = pinned(value_lane ? (key_tile + value_norm_base + row_token * value_norm_stride) * 8
+                                           : (key_norm_base + row_token * key_norm_stride) * 8);
     const bool norm_fp16 = pinned<int>(value_lane ? p.values.norm_fp16 : p.keys.norm_fp16) != 0;
 
     // Tokens from the warp's first, held in a register (pinned): left to itself, the compiler rebuilt
@@ -244,9 +276,9 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
 #pragma unroll
         for (int j = 0; j < E; ++j) v[j] *= inverse;
         warp_inverse_rotate(v, p.values.signs);
-        float* out = p.out + (static_cast<long long>(b) * shape.q_heads + first_head + row) * D;
+        const long long out = (static_cast<long long>(b) * shape.q_heads + first_head + row) * D + lane * E;
 #pragma unroll
-        for (int j = 0; j < E; ++j) out[lane * E + j] = value_offset != nullptr && total_sum > 0.0f ? v[j] + value_offset[lane * E + j] : v[j];
+        for (int j = 0; j < E; ++j) p.out.store(out + j, value_offset != nullptr && total_sum > 0.0f ? v[j] + value_offset[lane * E + j] : v[j]);
     };
     if (p.splits == 1) {  // the block saw the whole context (sequences × KV heads fill the GPU): no merge of splits
         for (int row = warp; row < rows; row += Warps) {

@@ -9,7 +9,9 @@
 
 #include "octopus/cuda/cache_shape.cuh"
 #include "octopus/cuda/device_codec.cuh"
+#include "octopus/cuda/elements.cuh"
 #include "octopus/cuda/fragments.cuh"
+#include "octopus/cuda/paged_cache.cuh"
 #include "octopus/cuda/preconditioning.cuh"
 #include "octopus/cuda/scores.cuh"
 
@@ -53,15 +55,16 @@ constexpr int attention_warps() {
 
 struct AttentionArguments {
     CodecView keys, values;
-    const float* q;
-    const std::uint8_t* key_cache;
+    Elements q;
+    const std::uint8_t* key_cache;    // contiguous records, or the key pool (pages.block_table set)
     const std::uint8_t* value_cache;
-    CacheShape shape;
+    CacheShape shape;                 // (paged: capacity unused)
+    PageSource pages;
     float scale_log2;  // softmax scale · log2(e): the kernel works in base 2
     int splits, split_tokens, stages;
     TileOrder order;   // which token of a tile each row of the products stands for
     Preconditioning preconditioning;  // s multiplies queries, μ_v is added to outputs (μ is left out)
-    float* out;
+    OutputElements out;
     float* partial_values;  // [batch][q_heads][splits][dim]
     float* partial_max_sum; // [batch][q_heads][splits][2]
     unsigned* counters;

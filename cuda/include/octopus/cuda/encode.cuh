@@ -20,6 +20,7 @@
 #include "octopus/contract.hpp"
 #include "octopus/cuda/device_codec.cuh"
 #include "octopus/cuda/error.cuh"
+#include "octopus/cuda/paged_cache.cuh"
 #include "octopus/cuda/preconditioning.cuh"
 #include "octopus/cuda/warp_rotation.cuh"
 
@@ -78,45 +79,84 @@ __device__ inline std::uint32_t triplet_code(const CodecView& c, float x, float 
     return __ldg(c.row_base + slot) + padded_search(c.column_table + slot * column_size, static_cast<unsigned>(c.column_steps), s.v);
 }
 
+/// Where a launch writes, either form: contiguous records (CacheTarget) or pages (PagedTarget, when
+/// block_table is not null). Vector v of the launch is new token j of head h of sequence b, v = (b·tokens
+/// + j)·heads + h, at position positions[b] + j.
+struct Destination {
+    std::uint8_t* cache = nullptr;
+    int batch = 1, heads = 1, tokens = 1;
+    const int* positions = nullptr;
+    int capacity = 1;                  // contiguous: tokens per (sequence, head)
+    const int* block_table = nullptr;  // paged
+    int max_pages = 0, pages = 0;
+    PageLayout layout{};
+
+    Destination() = default;
+    Destination(const CacheTarget& t) : cache(t.cache), batch(t.batch), heads(t.heads), positions(t.positions), capacity(t.capacity) {}
+    Destination(const PagedTarget& t, PageLayout l)
+        : cache(t.pool), batch(t.batch), heads(t.kv_heads), tokens(t.tokens), positions(t.positions),
+          block_table(t.block_table), max_pages(t.max_pages_per_sequence), pages(t.pages), layout(l) {}
+    __host__ __device__ int vectors() const { return batch * tokens * heads; }
+};
+
 /// One set of vectors a launch encodes: `x` into `target` with codec `c`, each vector first mapped
 /// to (x − offset) / scale when those [batch][heads][dim] arrays are given (Preconditioning).
 template <class T>
 struct EncodeJob {
     CodecView c;
     const T* x;
-    CacheTarget target;
+    Destination target;
     const float* offset = nullptr;
     const float* scale = nullptr;
 };
 
 /// The block's warps' vectors of one job (vector blockIdx.x · kEncodeWarps + warp).
 template <int D, class T>
-__device__ inline void encode_vectors(const CodecView& c, const T* x, const CacheTarget& target, const float* offset,
+__device__ inline void encode_vectors(const CodecView& c, const T* x, const Destination& target, const float* offset,
                                       const float* scale, unsigned* rejected) {
     constexpr int E = D / 32;
     __shared__ float rotated[kEncodeWarps][D];
     __shared__ std::uint32_t words[kEncodeWarps][D / 2 + 2];  // ≥ the largest record, as 32-bit words
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     const int vector = static_cast<int>(blockIdx.x) * kEncodeWarps + warp;
-    if (vector >= target.batch * target.heads) return;
-    const int batch = vector / target.heads;
-    // A position outside the cache would write into another head's records: refuse it, like NaN input.
-    const int position = target.positions != nullptr ? target.positions[batch] : 0;
-    if (position < 0 || position >= target.capacity) {
-        if (threadIdx.x % 32 == 0 && rejected != nullptr) atomicAdd(rejected, 1u);
+    if (vector >= target.vectors()) return;
+    const int head = vector % target.heads, batch = vector / (target.heads * target.tokens);
+    const int position = (target.positions != nullptr ? target.positions[batch] : 0) + (vector / target.heads) % target.tokens;
+    // Where the record's codes and norm go. A position outside the cache, or (paged) a page id outside
+    // the pool, would write into another head's records: refuse it, like NaN input.
+    std::uint8_t* codes = nullptr;
+    std::uint8_t* norm_out = nullptr;
+    bool inside = position >= 0;
+    if (target.block_table == nullptr) {
+        inside = inside && position < target.capacity;
+        codes = target.cache + ((static_cast<long long>(batch) * target.heads + head) * target.capacity + position) * c.record_bytes;
+        norm_out = codes + c.code_bytes;
+    } else if (inside && position / target.layout.tokens < target.max_pages) {
+        const int page = target.block_table[static_cast<long long>(batch) * target.max_pages + position / target.layout.tokens];
+        const int slot = position % target.layout.tokens;
+        inside = page >= 0 && page < target.pages;
+        std::uint8_t* head_page = target.cache + target.layout.head_page_offset(page, head, target.heads);
+        codes = head_page + target.layout.code_offset(slot);
+        norm_out = head_page + target.layout.norm_offset(slot);
+    } else {
+        inside = false;
+    }
+    if (!inside) {
+        if (lane == 0 && rejected != nullptr) atomicAdd(rejected, 1u);
         return;
     }
 
     float v[E];
     bool finite = true;
     const long long first = static_cast<long long>(vector) * D + lane * E;
+    const long long row = (static_cast<long long>(batch) * target.heads + head) * D + lane * E;  // of offset, scale
 #pragma unroll
     for (int j = 0; j < E; ++j) {
         // HeadPreconditioner::transform_key / transform_value: one rounded subtraction, one rounded
         // division (the transformed vector must be finite too: the CPU's codec refuses it otherwise).
         v[j] = to_float(x[first + j]);
-        if (offset != nullptr) v[j] = __fsub_rn(v[j], __ldg(offset + first + j));
-        if (scale != nullptr) v[j] = __fdiv_rn(v[j], __ldg(scale + first + j));
+        if (offset != nullptr) v[j] = __fsub_rn(v[j], __ldg(offset + row + j));
+        if (scale != nullptr) v[j] = __fdiv_rn(v[j], __ldg(scale + row + j));
         finite = finite && isfinite(v[j]);
         rotated[warp][lane * E + j] = v[j];
     }
@@ -164,12 +204,13 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Cach
     }
     __syncwarp();
 
-    std::uint8_t* out = target.cache + (static_cast<long long>(vector) * target.capacity + position) * c.record_bytes;
     const auto* code_bytes = reinterpret_cast<const std::uint8_t*>(words[warp]);
     std::uint32_t norm_bits = __float_as_uint(norm);
     if (c.norm_fp16) norm_bits = __half_as_ushort(__float2half_rn(norm));
-    for (int k = lane; k < c.record_bytes; k += 32)
-        out[k] = k < c.code_bytes ? code_bytes[k] : static_cast<std::uint8_t>(norm_bits >> (8 * (k - c.code_bytes)));
+    for (int k = lane; k < c.record_bytes; k += 32) {
+        if (k < c.code_bytes) codes[k] = code_bytes[k];
+        else norm_out[k - c.code_bytes] = static_cast<std::uint8_t>(norm_bits >> (8 * (k - c.code_bytes)));
+    }
 }
 
 /// Row blockIdx.y of the grid encodes job `first` (0) or `second` (1): a new token's keys and values
@@ -186,8 +227,7 @@ __global__ void __launch_bounds__(32 * kEncodeWarps) encode_kernel(EncodeJob<T> 
 template <class T>
 void launch_encode(const EncodeJob<T>& first, const EncodeJob<T>& second, int jobs, unsigned* rejected,
                    cudaStream_t stream) {
-    const int vectors =
-        std::max(first.target.batch * first.target.heads, jobs > 1 ? second.target.batch * second.target.heads : 0);
+    const int vectors = std::max(first.target.vectors(), jobs > 1 ? second.target.vectors() : 0);
     const dim3 grid(static_cast<unsigned>((vectors + kEncodeWarps - 1) / kEncodeWarps), static_cast<unsigned>(jobs));
     const dim3 block(32 * kEncodeWarps);
     octopus::for_each_gpu_head_dim([&]<int D>() {
@@ -246,6 +286,52 @@ void encode_kv(const DeviceCodec& keys, const T* k, const CacheTarget& key_targe
     detail::launch_encode(detail::EncodeJob<T>{keys.view(), k, key_target, preconditioning.key_offset, preconditioning.key_scale},
                           detail::EncodeJob<T>{values.view(), v, value_target, preconditioning.value_offset, nullptr}, 2,
                           rejected, stream);
+}
+
+/// Encodes x[b][j][h] (row-major [batch][tokens][kv_heads][dim] floats / halves / bfloat16s on the
+/// device) into the pages of `target` (paged_cache.cuh): new token j of sequence b at position
+/// positions[b] + j, asynchronously on `stream`. The bytes are the CPU's encode_page's. A vector
+/// holding NaN or Inf, whose norm an fp16 norm cannot hold, whose position is negative or past the
+/// block table's row, or whose page id lies outside [0, pages), is not written and is counted into
+/// *rejected (device memory, may be null). Throws octopus::error for bad shapes before launching.
+template <class T>
+void encode(const DeviceCodec& codec, const T* x, const PagedTarget& target, unsigned* rejected = nullptr,
+            cudaStream_t stream = nullptr) {
+    static_assert(detail::kEncodable<T>, "octopus::cuda::encode takes float, __half or __nv_bfloat16 vectors");
+    detail::check_paged_target(codec, target, "encode");
+    octopus::detail::require(x != nullptr, "octopus::cuda::encode: null input pointer");
+    detail::check_encode_arguments(codec, x, CacheTarget{target.pool, 1, 1, 1, nullptr});
+    const detail::EncodeJob<T> job{codec.view(), x, detail::Destination(target, page_layout(codec, target.page_tokens))};
+    detail::launch_encode(job, job, 1, rejected, stream);
+}
+
+/// New keys `k` and values `v` (each [batch][tokens][kv_heads][dim]) into their pools' pages in one
+/// launch: the bytes of encode(keys, k, key_target) and encode(values, v, value_target). The two
+/// targets share their shape (batch, tokens, kv_heads; usually the block table and positions too);
+/// keys and values may use different codecs of one head dim. With `preconditioning`
+/// ([batch][kv_heads][dim] arrays), keys are coded as (k − key_offset) / key_scale and values as v −
+/// value_offset. Throws octopus::error for bad shapes before launching anything.
+template <class T>
+void encode_kv(const DeviceCodec& keys, const T* k, const PagedTarget& key_target, const DeviceCodec& values, const T* v,
+               const PagedTarget& value_target, unsigned* rejected = nullptr, cudaStream_t stream = nullptr,
+               const Preconditioning& preconditioning = {}) {
+    static_assert(detail::kEncodable<T>, "octopus::cuda::encode_kv takes float, __half or __nv_bfloat16 vectors");
+    using octopus::detail::require;
+    detail::check_paged_target(keys, key_target, "encode_kv");
+    detail::check_paged_target(values, value_target, "encode_kv");
+    require(k != nullptr && v != nullptr, "octopus::cuda::encode_kv: null input pointer");
+    detail::check_encode_arguments(keys, k, CacheTarget{key_target.pool, 1, 1, 1, nullptr});
+    require(keys.dim() == values.dim(), "octopus::cuda::encode_kv: keys have head dim " + std::to_string(keys.dim()) +
+                                            ", values " + std::to_string(values.dim()));
+    require(key_target.batch == value_target.batch && key_target.tokens == value_target.tokens &&
+                key_target.kv_heads == value_target.kv_heads,
+            "octopus::cuda::encode_kv: the key and value targets differ in batch, tokens or kv_heads");
+    detail::launch_encode(
+        detail::EncodeJob<T>{keys.view(), k, detail::Destination(key_target, page_layout(keys, key_target.page_tokens)),
+                             preconditioning.key_offset, preconditioning.key_scale},
+        detail::EncodeJob<T>{values.view(), v, detail::Destination(value_target, page_layout(values, value_target.page_tokens)),
+                             preconditioning.value_offset, nullptr},
+        2, rejected, stream);
 }
 
 /// Encodes n contiguous vectors into n contiguous records (n·record_bytes bytes at `packed`).

@@ -147,8 +147,8 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     const auto issue = [&](int stage) { stream(mine + stage * tile); };
     std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
     const long long kv_index = static_cast<long long>(b) * shape.kv_heads + kv_head;
-    set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, query_offset, c,
-                                             q + (static_cast<long long>(b) * shape.q_heads + first_head) * D, rows,
+    set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, query_offset, c, c,
+                                             Elements{q + (static_cast<long long>(b) * shape.q_heads + first_head) * D}, rows,
                                              head_row(preconditioning.key_scale, kv_index, D),
                                              head_row(preconditioning.key_offset, kv_index, D), 1.0f,
                                              [&] { start_pipeline(my_tiles, 0, stages - 1, issue); }, q_operands);

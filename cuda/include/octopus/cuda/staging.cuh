@@ -11,6 +11,7 @@
 
 #include "octopus/cuda/bits.cuh"
 #include "octopus/cuda/device_codec.cuh"
+#include "octopus/cuda/elements.cuh"
 #include "octopus/cuda/mma.cuh"
 #include "octopus/cuda/warp_rotation.cuh"
 
@@ -56,6 +57,28 @@ struct TileStream {
         for (int p = 0; p < kPieces; ++p)
             if (lane_bytes + 512 * p < bytes) copy_async_16(to + 512 * p, next + 512 * p);
         next += step;
+    }
+};
+
+/// One lane's share of copying a tile made of two runs into shared memory back to back: `head`
+/// bytes from one address, then the rest from another (a page's 16 codes, then their 16 norms), or a
+/// single run (records) with head = all of it. The lane copies 16-byte pieces lane, lane + 32, ...;
+/// both runs are 16-byte aligned and a multiple of 16 bytes long.
+template <int MaxRecordBytes>
+struct TileCopy {
+    static constexpr int kPieces = (kTileTokens * MaxRecordBytes + 511) / 512;
+    int lane_bytes;  // this lane's first piece in a tile (pinned, like TileStream's)
+    int head;        // bytes of the first run
+    int bytes;       // of both runs
+
+    __device__ TileCopy(int head_bytes, int total_bytes, int lane) : lane_bytes(pinned(lane * 16)), head(head_bytes), bytes(total_bytes) {}
+    /// Starts copying the runs at `first` and `second` into `target`.
+    __device__ void operator()(std::uint8_t* target, const std::uint8_t* first, const std::uint8_t* second) const {
+#pragma unroll
+        for (int p = 0; p < kPieces; ++p) {
+            const int at = lane_bytes + 512 * p;
+            if (at < bytes) copy_async_16(target + at, at < head ? first + at : second + (at - head));
+        }
     }
 };
 
@@ -119,11 +142,11 @@ struct QueryShare {
     float offset[kRows];
 };
 
-/// Reads the warp's rows of the block's queries (rows [0, rows) from q; the rest are zero), each
+/// Reads the warp's rows of the block's queries (rows [0, rows) from q, as floats; the rest are zero), each
 /// multiplied by the KV head's channel scales `scale` and its part of q·μ taken with `key_offset`
 /// (either may be null: Preconditioning).
 template <int D, int Warps>
-__device__ inline QueryShare<D, Warps> fetch_queries(const float* q, int rows, const float* scale, const float* key_offset) {
+__device__ inline QueryShare<D, Warps> fetch_queries(Elements q, int rows, const float* scale, const float* key_offset) {
     constexpr int E = D / 32;
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     QueryShare<D, Warps> share;
@@ -254,13 +277,20 @@ struct HeadColumns {
 /// `start_tiles()` staging the first tiles in between. The set-up's global reads are issued before
 /// those copies and the rest after them, so that the tiles load while the tables are written and the
 /// queries rotated, rather than behind the copies.
+/// `values` is the value codec, whose table the block also needs when it differs from the keys'
+/// (MixedFragments); the keys' codec `c` otherwise serves both.
 template <class Fragments, int D, int Heads, int Warps, class StartTiles>
 __device__ inline void set_up_block(typename Fragments::Tables& tables, QueryRows<D>& rotated, float* scale, float* offset,
-                                    const CodecView& c, const float* q, int rows, const float* channel_scale,
-                                    const float* key_offset, float extra, StartTiles&& start_tiles,
+                                    const CodecView& c, const CodecView& values, Elements q, int rows,
+                                    const float* channel_scale, const float* key_offset, float extra, StartTiles&& start_tiles,
                                     std::uint32_t (&q_operands)[HeadColumns<Heads>::kQueryBlocks][D / 16][2]) {
     const int thread = static_cast<int>(threadIdx.x), lane = thread % 32;
-    const auto table_share = Fragments::template fetch<32 * Warps>(c, thread);
+    const auto table_share = [&] {
+        if constexpr (requires { Fragments::template fetch<32 * Warps>(c, values, thread); })
+            return Fragments::template fetch<32 * Warps>(c, values, thread);
+        else
+            return Fragments::template fetch<32 * Warps>(c, thread);
+    }();
     const auto query_share = fetch_queries<D, Warps>(q, rows, channel_scale, key_offset);
     start_tiles();
     Fragments::store(tables, table_share, thread);
