@@ -314,6 +314,101 @@ TEST_F(Gpu, PagedAttentionWithKeysAndValuesOfDifferentWidths) {
                 worst);
 }
 
+TEST_F(Gpu, PreconditionedPagesMatchTheCpuHeadCodec) {
+    for (const Config& config : {Config{true, 3}, Config{false, 3}}) {
+        const std::size_t d = 128;
+        const Pair keys = make_pair(config.turboquant, d, config.bits, 31, NormFormat::fp32);
+        const Pair values = make_pair(config.turboquant, d, config.bits, 32, NormFormat::fp16);
+        const int kv_heads = 2, group = 4, q_heads = kv_heads * group, page_tokens = 16;
+        const Pages p = make_pages({50, 17}, page_tokens, kv_heads, 0, 3);
+        const octopus::PageLayout kl = oc::page_layout(*keys.gpu, page_tokens), vl = oc::page_layout(*values.gpu, page_tokens);
+        // Per (sequence, KV head) preconditioners, and keys and values far from centred.
+        std::vector<float> key_offset(p.batch() * kv_heads * d), key_scale(key_offset.size()), value_offset(key_offset.size());
+        std::vector<octopus::HeadCodec> heads;
+        std::vector<std::vector<float>> k(p.batch() * kv_heads), v(k.size());
+        for (int index = 0; index < p.batch() * kv_heads; ++index) {
+            const auto pre = test_preconditioner(d, index);
+            std::copy(pre.key_offset.begin(), pre.key_offset.end(), key_offset.begin() + index * d);
+            std::copy(pre.key_scale.begin(), pre.key_scale.end(), key_scale.begin() + index * d);
+            std::copy(pre.value_offset.begin(), pre.value_offset.end(), value_offset.begin() + index * d);
+            heads.emplace_back(keys.cpu, values.cpu, pre);
+            const int n = p.lengths[index / kv_heads];
+            k[index] = test_keys(n, d, 50 + index, 3), v[index] = test_keys(n, d, 80 + index, 3);
+            for (std::size_t i = 0; i < k[index].size(); ++i) k[index][i] += pre.key_offset[i % d], v[index][i] += pre.value_offset[i % d];
+        }
+        DeviceArray<float> d_key_offset(key_offset), d_key_scale(key_scale), d_value_offset(value_offset);
+        const oc::Preconditioning pre{d_key_offset.data, d_key_scale.data, d_value_offset.data};
+        DeviceArray<std::uint8_t> key_pool(std::vector<std::uint8_t>(p.pages * kv_heads * kl.head_page_bytes(), 0xEE));
+        DeviceArray<std::uint8_t> value_pool(std::vector<std::uint8_t>(p.pages * kv_heads * vl.head_page_bytes(), 0xEE));
+        DeviceArray<int> table(p.block_table);
+        DeviceArray<unsigned> rejected(std::vector<unsigned>{0});
+        // Token by token, as decode steps append (a sequence past its length appends nothing: position −1).
+        for (int t = 0; t < 50; ++t) {
+            std::vector<float> new_k(p.batch() * kv_heads * d, 0.0f), new_v(new_k.size(), 0.0f);
+            std::vector<int> positions(p.batch());
+            for (int b = 0; b < p.batch(); ++b) {
+                positions[b] = t < p.lengths[b] ? t : -1;
+                for (int h = 0; h < kv_heads && t < p.lengths[b]; ++h)
+                    for (std::size_t c = 0; c < d; ++c) {
+                        new_k[(b * kv_heads + h) * d + c] = k[b * kv_heads + h][t * d + c];
+                        new_v[(b * kv_heads + h) * d + c] = v[b * kv_heads + h][t * d + c];
+                    }
+            }
+            DeviceArray<float> dk(new_k), dv(new_v);
+            DeviceArray<int> dpositions(positions);
+            oc::encode_kv(*keys.gpu, dk.data, oc::PagedTarget{key_pool.data, p.pages, page_tokens, kv_heads, table.data, p.max_pages,
+                                                             p.batch(), 1, dpositions.data},
+                          *values.gpu, dv.data, oc::PagedTarget{value_pool.data, p.pages, page_tokens, kv_heads, table.data,
+                                                               p.max_pages, p.batch(), 1, dpositions.data},
+                          rejected.data, nullptr, pre);
+        }
+        EXPECT_EQ(rejected.download()[0], static_cast<unsigned>(2 * kv_heads * (50 - 17))) << "the refused past-the-end appends";
+        const auto got_keys = key_pool.download(), got_values = value_pool.download();
+        HostCache key_host, value_host;
+        for (int index = 0; index < p.batch() * kv_heads; ++index) {
+            const int b = index / kv_heads, h = index % kv_heads, n = p.lengths[b];
+            std::vector<std::uint8_t> expected_keys(n * keys.cpu.bytes_per_vector()), expected_values(n * values.cpu.bytes_per_vector());
+            heads[index].encode_keys(std::span<const float>(k[index]), std::span<std::uint8_t>(expected_keys));
+            heads[index].encode_values(std::span<const float>(v[index]), std::span<std::uint8_t>(expected_values));
+            std::vector<std::uint8_t> got_k(expected_keys.size()), got_v(expected_values.size());
+            for (int t0 = 0; t0 < n; t0 += page_tokens) {
+                const int count = std::min(page_tokens, n - t0);
+                const auto page_of = [&](const std::vector<std::uint8_t>& pool, const octopus::PageLayout& l) {
+                    return std::span<const std::uint8_t>(pool).subspan(static_cast<std::size_t>(l.head_page_offset(p.page_of(b, t0), h, kv_heads)),
+                                                                       static_cast<std::size_t>(l.head_page_bytes()));
+                };
+                octopus::load_records(kl, page_of(got_keys, kl), 0,
+                                      std::span<std::uint8_t>(got_k).subspan(t0 * keys.cpu.bytes_per_vector(), count * keys.cpu.bytes_per_vector()));
+                octopus::load_records(vl, page_of(got_values, vl), 0,
+                                      std::span<std::uint8_t>(got_v).subspan(t0 * values.cpu.bytes_per_vector(), count * values.cpu.bytes_per_vector()));
+            }
+            ASSERT_EQ(got_k, expected_keys) << keys.label << ": paged key bytes differ from HeadCodec's, head " << index;
+            ASSERT_EQ(got_v, expected_values) << keys.label << ": paged value bytes differ from HeadCodec's, head " << index;
+            std::vector<float> dk(n * d), dv(n * d);
+            heads[index].decode_keys(expected_keys, dk);
+            heads[index].decode_values(expected_values, dv);
+            key_host.decoded.push_back(dk), value_host.decoded.push_back(dv);
+        }
+        auto q = test_queries(p.batch(), q_heads, d, 33);
+        for (float& x : q) x *= 0.05f;
+        q = rounded_to<__half>(q);
+        const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+        const auto expected = reference_attention(q, key_host, value_host, p.batch(), q_heads, kv_heads, d, p.lengths, scale);
+        DeviceArray<__half> dq(as_type<__half>(q)), out(q.size());
+        DeviceArray<int> dl(p.lengths);
+        oc::AttentionWorkspace workspace(p.batch(), q_heads, kv_heads, static_cast<int>(d));
+        const oc::PagedCache cache{key_pool.data, value_pool.data, p.pages, page_tokens, p.batch(), q_heads, kv_heads, table.data,
+                                   p.max_pages, dl.data, 50};
+        oc::decode_attention(*keys.gpu, *values.gpu, dq.data, cache, static_cast<float>(scale), out.data, workspace, nullptr, pre);
+        const auto got_half = out.download();
+        std::vector<float> got(got_half.size());
+        for (std::size_t i = 0; i < got.size(); ++i) got[i] = __half2float(got_half[i]);
+        const double worst = worst_row_error(got, expected, d);
+        EXPECT_LT(worst, bar<__half>()) << keys.label;
+        std::printf("preconditioned pages %-30s bytes equal to HeadCodec's, attention worst row %.2e\n", keys.label.c_str(), worst);
+    }
+}
+
 TEST_F(Gpu, PagedAttentionRefusesBadArgumentsBeforeLaunching) {
     const Pair keys = make_pair(true, 128, 3, 5), values = make_pair(true, 128, 3, 6);
     const Pair octopus_3 = make_pair(false, 128, 3, 5), octopus_2 = make_pair(false, 128, 2, 6), odd_dim = make_pair(true, 96, 3, 6);

@@ -236,17 +236,37 @@ void launch_encode(const EncodeJob<T>& first, const EncodeJob<T>& second, int jo
     OCTOPUS_CUDA_CHECK(cudaGetLastError());
 }
 
-inline void check_encode_arguments(const DeviceCodec& codec, const void* x, const CacheTarget& target) {
+/// The checks of every encode: a head dim the kernels are built for, an input.
+inline void check_encode_input(const DeviceCodec& codec, const void* x) {
     using octopus::detail::require;
     require(octopus::is_gpu_head_dim(static_cast<std::size_t>(codec.dim())),
             "octopus::cuda::encode: head dim " + std::to_string(codec.dim()) + " is not one of the GPU's " +
                 octopus::gpu_head_dims_text());
-    require(x != nullptr && target.cache != nullptr, "octopus::cuda::encode: null input or cache pointer");
+    require(x != nullptr, "octopus::cuda::encode: null input pointer");
+}
+
+inline void check_encode_arguments(const DeviceCodec& codec, const void* x, const CacheTarget& target) {
+    using octopus::detail::require;
+    check_encode_input(codec, x);
+    require(target.cache != nullptr, "octopus::cuda::encode: null cache pointer");
     require(target.batch >= 1 && target.heads >= 1 && target.capacity >= 1,
             "octopus::cuda::encode: batch, heads and capacity must be ≥ 1 (got " + std::to_string(target.batch) + ", " +
                 std::to_string(target.heads) + ", " + std::to_string(target.capacity) + ")");
     require(static_cast<long long>(target.batch) * target.heads < (1LL << 31) / 32,
             "octopus::cuda::encode: too many vectors in one call");
+}
+
+/// encode_kv's launch, after each form's own checks: keys into `key_target`, values into
+/// `value_target`, preconditioned when asked.
+template <class T>
+void launch_encode_kv(const DeviceCodec& keys, const T* k, const Destination& key_target, const DeviceCodec& values,
+                      const T* v, const Destination& value_target, unsigned* rejected, cudaStream_t stream,
+                      const Preconditioning& preconditioning) {
+    octopus::detail::require(keys.dim() == values.dim(), "octopus::cuda::encode_kv: keys have head dim " +
+                                                             std::to_string(keys.dim()) + ", values " +
+                                                             std::to_string(values.dim()));
+    launch_encode(EncodeJob<T>{keys.view(), k, key_target, preconditioning.key_offset, preconditioning.key_scale},
+                  EncodeJob<T>{values.view(), v, value_target, preconditioning.value_offset, nullptr}, 2, rejected, stream);
 }
 
 }  // namespace detail
@@ -280,12 +300,7 @@ void encode_kv(const DeviceCodec& keys, const T* k, const CacheTarget& key_targe
     static_assert(detail::kEncodable<T>, "octopus::cuda::encode_kv takes float, __half or __nv_bfloat16 vectors");
     detail::check_encode_arguments(keys, k, key_target);
     detail::check_encode_arguments(values, v, value_target);
-    octopus::detail::require(keys.dim() == values.dim(), "octopus::cuda::encode_kv: keys have head dim " +
-                                                             std::to_string(keys.dim()) + ", values " +
-                                                             std::to_string(values.dim()));
-    detail::launch_encode(detail::EncodeJob<T>{keys.view(), k, key_target, preconditioning.key_offset, preconditioning.key_scale},
-                          detail::EncodeJob<T>{values.view(), v, value_target, preconditioning.value_offset, nullptr}, 2,
-                          rejected, stream);
+    detail::launch_encode_kv(keys, k, key_target, values, v, value_target, rejected, stream, preconditioning);
 }
 
 /// Encodes x[b][j][h] (row-major [batch][tokens][kv_heads][dim] floats / halves / bfloat16s on the
@@ -298,9 +313,8 @@ template <class T>
 void encode(const DeviceCodec& codec, const T* x, const PagedTarget& target, unsigned* rejected = nullptr,
             cudaStream_t stream = nullptr) {
     static_assert(detail::kEncodable<T>, "octopus::cuda::encode takes float, __half or __nv_bfloat16 vectors");
+    detail::check_encode_input(codec, x);
     detail::check_paged_target(codec, target, "encode");
-    octopus::detail::require(x != nullptr, "octopus::cuda::encode: null input pointer");
-    detail::check_encode_arguments(codec, x, CacheTarget{target.pool, 1, 1, 1, nullptr});
     const detail::EncodeJob<T> job{codec.view(), x, detail::Destination(target, page_layout(codec, target.page_tokens))};
     detail::launch_encode(job, job, 1, rejected, stream);
 }
@@ -316,22 +330,16 @@ void encode_kv(const DeviceCodec& keys, const T* k, const PagedTarget& key_targe
                const PagedTarget& value_target, unsigned* rejected = nullptr, cudaStream_t stream = nullptr,
                const Preconditioning& preconditioning = {}) {
     static_assert(detail::kEncodable<T>, "octopus::cuda::encode_kv takes float, __half or __nv_bfloat16 vectors");
-    using octopus::detail::require;
+    detail::check_encode_input(keys, k);
+    detail::check_encode_input(values, v);
     detail::check_paged_target(keys, key_target, "encode_kv");
     detail::check_paged_target(values, value_target, "encode_kv");
-    require(k != nullptr && v != nullptr, "octopus::cuda::encode_kv: null input pointer");
-    detail::check_encode_arguments(keys, k, CacheTarget{key_target.pool, 1, 1, 1, nullptr});
-    require(keys.dim() == values.dim(), "octopus::cuda::encode_kv: keys have head dim " + std::to_string(keys.dim()) +
-                                            ", values " + std::to_string(values.dim()));
-    require(key_target.batch == value_target.batch && key_target.tokens == value_target.tokens &&
-                key_target.kv_heads == value_target.kv_heads,
-            "octopus::cuda::encode_kv: the key and value targets differ in batch, tokens or kv_heads");
-    detail::launch_encode(
-        detail::EncodeJob<T>{keys.view(), k, detail::Destination(key_target, page_layout(keys, key_target.page_tokens)),
-                             preconditioning.key_offset, preconditioning.key_scale},
-        detail::EncodeJob<T>{values.view(), v, detail::Destination(value_target, page_layout(values, value_target.page_tokens)),
-                             preconditioning.value_offset, nullptr},
-        2, rejected, stream);
+    octopus::detail::require(key_target.batch == value_target.batch && key_target.tokens == value_target.tokens &&
+                                 key_target.kv_heads == value_target.kv_heads,
+                             "octopus::cuda::encode_kv: the key and value targets differ in batch, tokens or kv_heads");
+    detail::launch_encode_kv(keys, k, detail::Destination(key_target, page_layout(keys, key_target.page_tokens)), values, v,
+                             detail::Destination(value_target, page_layout(values, value_target.page_tokens)), rejected,
+                             stream, preconditioning);
 }
 
 /// Encodes n contiguous vectors into n contiguous records (n·record_bytes bytes at `packed`).
