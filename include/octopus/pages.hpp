@@ -101,7 +101,8 @@ void encode_page(const C& codec, const PageLayout& layout, std::span<const T> x,
 }
 
 /// Decodes slots [first_slot, first_slot + n) of `head_page` into the row-major n×dim `out`. Throws
-/// octopus::error for sizes that do not fit or a damaged record, before writing.
+/// octopus::error for sizes that do not fit or a damaged record, before writing. Allocates the
+/// records once per call (a page at a time: the reference path, not a hot loop).
 template <PageCodec C>
 void decode_page(const C& codec, const PageLayout& layout, std::span<const std::uint8_t> head_page, int first_slot,
                  std::span<float> out) {
@@ -113,7 +114,8 @@ void decode_page(const C& codec, const PageLayout& layout, std::span<const std::
 }
 
 /// scores[i] = query · (decoded slot first_slot + i) from the codes of `head_page`, as the codec's
-/// dot computes it. Throws octopus::error for sizes that do not fit or a damaged record.
+/// dot computes it. Throws octopus::error for sizes that do not fit or a damaged record. Allocates
+/// the records once per call, like decode_page.
 template <PageCodec C>
 void dot_page(const C& codec, const PageLayout& layout, std::span<const float> query, std::span<const std::uint8_t> head_page,
               int first_slot, std::span<float> scores) {
