@@ -15,6 +15,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -177,7 +178,8 @@ void decode_attention(const DeviceCodec& keys, const DeviceCodec& values, const 
     detail::check_paged_cache(keys, values, cache, "decode_attention");
     octopus::detail::require(q != nullptr && out != nullptr, "octopus::cuda::decode_attention: null query or output pointer");
     const detail::PageSource pages{cache.block_table, cache.max_pages_per_sequence, cache.pages,
-                                   page_layout(keys, cache.page_tokens), page_layout(values, cache.page_tokens)};
+                                   std::countr_zero(static_cast<unsigned>(cache.page_tokens)), page_layout(keys, cache.page_tokens),
+                                   page_layout(values, cache.page_tokens)};
     const CacheShape shape{cache.batch, cache.q_heads, cache.kv_heads, 0, cache.lengths, cache.max_length};
     detail::launch_attention(keys.view(), values.view(), detail::Elements{q, type}, cache.keys, cache.values, shape, pages,
                              scale, detail::OutputElements{out, type}, workspace, stream, preconditioning);

@@ -52,37 +52,36 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const int key_norm_stride = paged ? kb - p.keys.code_bytes : kb, value_norm_stride = paged ? vb - p.values.code_bytes : vb;
     // The warp's staging, pinned like warp_left below (else rebuilt from the thread index every tile).
     std::uint8_t* mine = staging + pinned(warp * p.stages * stage_bytes);
-    const TileCopy<Fragments::kMaxRecordBytes> key_copy(kTileTokens * key_stride, kTileTokens * kb, lane);
-    const TileCopy<Fragments::kMaxRecordBytes> value_copy(kTileTokens * value_stride, kTileTokens * vb, lane);
-    // Contiguous records: the warp's next tile, one add a tile. Pages: the page id of the warp's next
-    // tile is read one issue ahead, so that the copy never waits on the block table.
+    // Contiguous records: each stream steps to the warp's next tile with one add. Pages: the warp walks
+    // its tiles' tokens, and the page id of its next tile is read one issue ahead, so that a copy never
+    // waits on the block table; within a page, one multiply-add per run.
     const long long first_token = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity + start + warp * kTileTokens;
     const long long tile_step = static_cast<long long>(Warps) * kTileTokens;
-    const std::uint8_t* next_keys = p.key_cache + (paged ? 0 : first_token * kb);
-    const std::uint8_t* next_values = p.value_cache + (paged ? 0 : first_token * vb);
-    const int page_tokens = p.pages.keys.tokens;
-    int issued = 0;
-    const auto tile_page = [&](int i) {
-        return page_at(p.pages.block_table, b, (start + (warp + i * Warps) * kTileTokens) / page_tokens, p.pages.max_pages,
-                       p.pages.pages);
-    };
-    int next_page = paged && my_tiles > 0 ? tile_page(0) : 0;
+    TileStream<Fragments::kMaxRecordBytes> key_stream(p.key_cache + (paged ? 0 : first_token * kb), tile_step * kb, kb, lane);
+    TileStream<Fragments::kMaxRecordBytes> value_stream(p.value_cache + (paged ? 0 : first_token * vb), tile_step * vb, vb, lane);
+    const TileCopy<Fragments::kMaxRecordBytes> key_copy(kTileTokens * key_stride, kTileTokens * kb, lane);
+    const TileCopy<Fragments::kMaxRecordBytes> value_copy(kTileTokens * value_stride, kTileTokens * vb, lane);
+    const HeadPages key_pages(p.key_cache, p.pages.keys, kv_head, shape.kv_heads);
+    const HeadPages value_pages(p.value_cache, p.pages.values, kv_head, shape.kv_heads);
+    const int* table_row = paged ? p.pages.block_table + static_cast<long long>(b) * p.pages.max_pages : nullptr;
+    const int slot_mask = p.pages.keys.tokens - 1;
+    int tile_token = start + warp * kTileTokens, issued = 0;
+    int next_page = paged && my_tiles > 0 ? page_at(table_row, tile_token >> p.pages.page_shift, p.pages.pages) : 0;
     const auto issue = [&](int stage) {
         std::uint8_t* target = mine + stage * stage_bytes;
         if (paged) {
-            const int slot = (start + (warp + issued * Warps) * kTileTokens) % page_tokens, page = next_page;
-            if (issued + 1 < my_tiles) next_page = tile_page(issued + 1);
-            const std::uint8_t* keys = p.key_cache + p.pages.keys.head_page_offset(page, kv_head, shape.kv_heads);
-            const std::uint8_t* values = p.value_cache + p.pages.values.head_page_offset(page, kv_head, shape.kv_heads);
-            key_copy(target, keys + p.pages.keys.code_offset(slot), keys + p.pages.keys.norm_offset(slot));
-            value_copy(target + key_tile, values + p.pages.values.code_offset(slot), values + p.pages.values.norm_offset(slot));
+            const int slot = tile_token & slot_mask, page = next_page;
+            tile_token += Warps * kTileTokens;
+            if (++issued < my_tiles) next_page = page_at(table_row, tile_token >> p.pages.page_shift, p.pages.pages);
+            const std::uint8_t* keys = key_pages.page(page);
+            const std::uint8_t* values = value_pages.page(page);
+            key_copy(target, keys + slot * key_pages.code_bytes, keys + key_pages.norm_run + slot * key_pages.norm_bytes);
+            value_copy(target + key_tile, values + slot * value_pages.code_bytes,
+                       values + value_pages.norm_run + slot * value_pages.norm_bytes);
         } else {
-            key_copy(target, next_keys, nullptr);
-            value_copy(target + key_tile, next_values, nullptr);
-            next_keys += tile_step * kb;
-            next_values += tile_step * vb;
+            key_stream(target);
+            value_stream(target + key_tile);
         }
-        ++issued;
     };
     // One tile per warp loads during the set-up, the next stages − 2 after it: with all of them ahead,
     // the set-up's query rows would wait behind every block's copies, which dominates short calls.

@@ -66,14 +66,26 @@ struct PageSource {
     const int* block_table = nullptr;
     int max_pages = 0;
     int pages = 0;
+    int page_shift = 4;  // log2 of the page's tokens
     PageLayout keys{}, values{};
 };
 
-/// Page id number `index` of block table row `row`, held to [0, pages).
-__device__ inline int page_at(const int* block_table, long long row, int index, int max_pages, int pages) {
-    const int page = __ldg(block_table + row * max_pages + index);
-    return min(max(page, 0), pages - 1);
-}
+/// One KV head's head pages in one pool, addressed with one multiply a page: head page `id` starts at
+/// first + id · stride, and a tile of slots [s, s + 16) is codes + s · code_bytes, then norms + s ·
+/// norm_bytes from there.
+struct HeadPages {
+    const std::uint8_t* first;  // the KV head's part of page 0
+    long long stride;           // bytes from one page to the next
+    int code_bytes, norm_run, norm_bytes;
+
+    __device__ HeadPages(const std::uint8_t* pool, const PageLayout& l, int head, int kv_heads)
+        : first(pool + l.head_page_offset(0, head, kv_heads)), stride(l.head_page_offset(1, 0, kv_heads)),
+          code_bytes(l.code_bytes), norm_run(l.tokens * l.code_bytes), norm_bytes(l.norm_bytes) {}
+    __device__ const std::uint8_t* page(int id) const { return first + id * stride; }
+};
+
+/// Page id `index` of a block table row, held to [0, pages).
+__device__ inline int page_at(const int* row, int index, int pages) { return min(max(__ldg(row + index), 0), pages - 1); }
 
 inline void check_paged_cache(const DeviceCodec& keys, const DeviceCodec& values, const PagedCache& c, const char* call) {
     using octopus::detail::require;

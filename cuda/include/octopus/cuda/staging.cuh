@@ -60,25 +60,31 @@ struct TileStream {
     }
 };
 
-/// One lane's share of copying a tile made of two runs into shared memory back to back: `head`
-/// bytes from one address, then the rest from another (a page's 16 codes, then their 16 norms), or a
-/// single run (records) with head = all of it. The lane copies 16-byte pieces lane, lane + 32, ...;
-/// both runs are 16-byte aligned and a multiple of 16 bytes long.
+/// One lane's share of copying a page's tile into shared memory: the 16 tokens' codes (`head` bytes
+/// from one address), then their 16 norms (from another), back to back. The lane copies 16-byte pieces
+/// lane, lane + 32, ... of the tile; which run each piece comes from, and where in it, is worked out
+/// once (both runs are 16-byte aligned and a multiple of 16 bytes long).
 template <int MaxRecordBytes>
 struct TileCopy {
     static constexpr int kPieces = (kTileTokens * MaxRecordBytes + 511) / 512;
-    int lane_bytes;  // this lane's first piece in a tile (pinned, like TileStream's)
-    int head;        // bytes of the first run
-    int bytes;       // of both runs
+    int lane_bytes;        // this lane's first piece in a tile (pinned, like TileStream's)
+    int bytes;             // of both runs
+    int from[kPieces];     // each piece's offset in its run
+    bool second[kPieces];  // whether it lies in the second run
 
-    __device__ TileCopy(int head_bytes, int total_bytes, int lane) : lane_bytes(pinned(lane * 16)), head(head_bytes), bytes(total_bytes) {}
-    /// Starts copying the runs at `first` and `second` into `target`.
-    __device__ void operator()(std::uint8_t* target, const std::uint8_t* first, const std::uint8_t* second) const {
+    __device__ TileCopy(int head, int total_bytes, int lane) : lane_bytes(pinned(lane * 16)), bytes(total_bytes) {
 #pragma unroll
         for (int p = 0; p < kPieces; ++p) {
             const int at = lane_bytes + 512 * p;
-            if (at < bytes) copy_async_16(target + at, at < head ? first + at : second + (at - head));
+            second[p] = at >= head;
+            from[p] = second[p] ? at - head : at;
         }
+    }
+    /// Starts copying the runs at `codes` and `norms` into `target`.
+    __device__ void operator()(std::uint8_t* target, const std::uint8_t* codes, const std::uint8_t* norms) const {
+#pragma unroll
+        for (int p = 0; p < kPieces; ++p)
+            if (lane_bytes + 512 * p < bytes) copy_async_16(target + lane_bytes + 512 * p, (second[p] ? norms : codes) + from[p]);
     }
 };
 
