@@ -52,36 +52,26 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const int key_norm_stride = paged ? kb - p.keys.code_bytes : kb, value_norm_stride = paged ? vb - p.values.code_bytes : vb;
     // The warp's staging, pinned like warp_left below (else rebuilt from the thread index every tile).
     std::uint8_t* mine = staging + pinned(warp * p.stages * stage_bytes);
-    // Contiguous records: each stream steps to the warp's next tile with one add. Pages: the warp walks
-    // its tiles' tokens, and the page id of its next tile is read one issue ahead, so that a copy never
-    // waits on the block table; within a page, one multiply-add per run.
-    const long long first_token = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity + start + warp * kTileTokens;
-    const long long tile_step = static_cast<long long>(Warps) * kTileTokens;
-    TileStream<Fragments::kMaxRecordBytes> key_stream(p.key_cache + (paged ? 0 : first_token * kb), tile_step * kb, kb, lane);
-    TileStream<Fragments::kMaxRecordBytes> value_stream(p.value_cache + (paged ? 0 : first_token * vb), tile_step * vb, vb, lane);
-    const TileCopy<Fragments::kMaxRecordBytes> key_copy(kTileTokens * key_stride, kTileTokens * kb, lane);
-    const TileCopy<Fragments::kMaxRecordBytes> value_copy(kTileTokens * value_stride, kTileTokens * vb, lane);
-    const HeadPages key_pages(p.key_cache, p.pages.keys, kv_head, shape.kv_heads);
-    const HeadPages value_pages(p.value_cache, p.pages.values, kv_head, shape.kv_heads);
+    // The warp's tiles: of records, tile token / 16 of its (sequence, KV head); of pages, the page id
+    // of its next tile is read one issue ahead, so that a copy never waits on the block table.
+    const long long first_record = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity;
+    const TileSource key_source = paged ? TileSource::pages(p.key_cache, p.pages.keys, kv_head, shape.kv_heads)
+                                        : TileSource::records(p.key_cache + first_record * kb, kb);
+    const TileSource value_source = paged ? TileSource::pages(p.value_cache, p.pages.values, kv_head, shape.kv_heads)
+                                          : TileSource::records(p.value_cache + first_record * vb, vb);
+    const int lane_bytes = pinned(lane * 16);  // the lane's first 16 bytes of a staged tile
     const int* table_row = paged ? p.pages.block_table + static_cast<long long>(b) * p.pages.max_pages : nullptr;
-    const int slot_mask = p.pages.keys.tokens - 1;
-    int tile_token = start + warp * kTileTokens, issued = 0;
-    int next_page = paged && my_tiles > 0 ? page_at(table_row, tile_token >> p.pages.page_shift, p.pages.pages) : 0;
+    const int group_mask = paged ? (p.pages.keys.tokens >> 4) - 1 : 0;  // a tile's 16 slots in its page: (token >> 4) & mask
+    int tile_token = start + warp * kTileTokens;  // the first token of the warp's next tile to issue
+    int next_page = paged && my_tiles > 0 ? __ldg(table_row + (tile_token >> p.pages.page_shift)) : 0;
     const auto issue = [&](int stage) {
         std::uint8_t* target = mine + stage * stage_bytes;
-        if (paged) {
-            const int slot = tile_token & slot_mask, page = next_page;
-            tile_token += Warps * kTileTokens;
-            if (++issued < my_tiles) next_page = page_at(table_row, tile_token >> p.pages.page_shift, p.pages.pages);
-            const std::uint8_t* keys = key_pages.page(page);
-            const std::uint8_t* values = value_pages.page(page);
-            key_copy(target, keys + slot * key_pages.code_bytes, keys + key_pages.norm_run + slot * key_pages.norm_bytes);
-            value_copy(target + key_tile, values + slot * value_pages.code_bytes,
-                       values + value_pages.norm_run + slot * value_pages.norm_bytes);
-        } else {
-            key_stream(target);
-            value_stream(target + key_tile);
-        }
+        const unsigned page = paged ? page_in_pool(next_page, p.pages.pages) : static_cast<unsigned>(tile_token >> 4);
+        const unsigned group = static_cast<unsigned>((tile_token >> 4) & group_mask);
+        tile_token += Warps * kTileTokens;
+        if (paged && tile_token < end) next_page = __ldg(table_row + (tile_token >> p.pages.page_shift));
+        key_source.copy<Fragments::kMaxRecordBytes>(target, page, group, lane_bytes);
+        value_source.copy<Fragments::kMaxRecordBytes>(target + key_tile, page, group, lane_bytes);
     };
     // One tile per warp loads during the set-up, the next stages − 2 after it: with all of them ahead,
     // the set-up's query rows would wait behind every block's copies, which dominates short calls.

@@ -91,8 +91,17 @@ struct OctopusFragments : OneTable<OctopusFragments<D, B, Budget>, OctopusPointT
             p.low[r] = p.copy | (component == 2 ? 4u : 0u);
             p.shift[r] = component == 1 ? 16u : 0u;
         }
+        p.copy = pinned(p.copy);
 #pragma unroll
-        for (int n = 0; n < Records; ++n) p.triplets[n] = records[n] + B * first_triplet;
+        for (int n = 0; n < Records; ++n) p.triplets[n] = pinned(records[n] + B * first_triplet);
+#pragma unroll
+        for (int r = 0; r < Tail; ++r) {
+            p.offset[r] = pinned(p.offset[r]);
+            p.mask[r] = pinned(p.mask[r]);
+            p.entry[r] = pinned(p.entry[r]);
+            p.low[r] = pinned(p.low[r]);
+            p.shift[r] = pinned(p.shift[r]);
+        }
         return p;
     }
     /// Where in a record lane t's key triplets and lane g's value triplets start (bits).

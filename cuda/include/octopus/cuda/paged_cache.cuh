@@ -6,6 +6,7 @@
 // (pages.hpp). Keys and values may use different codecs and bit widths: each pool has its own layout.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -70,22 +71,9 @@ struct PageSource {
     PageLayout keys{}, values{};
 };
 
-/// One KV head's head pages in one pool, addressed with one multiply a page: head page `id` starts at
-/// first + id · stride, and a tile of slots [s, s + 16) is codes + s · code_bytes, then norms + s ·
-/// norm_bytes from there.
-struct HeadPages {
-    const std::uint8_t* first;  // the KV head's part of page 0
-    long long stride;           // bytes from one page to the next
-    int code_bytes, norm_run, norm_bytes;
-
-    __device__ HeadPages(const std::uint8_t* pool, const PageLayout& l, int head, int kv_heads)
-        : first(pool + l.head_page_offset(0, head, kv_heads)), stride(l.head_page_offset(1, 0, kv_heads)),
-          code_bytes(l.code_bytes), norm_run(l.tokens * l.code_bytes), norm_bytes(l.norm_bytes) {}
-    __device__ const std::uint8_t* page(int id) const { return first + id * stride; }
-};
-
-/// Page id `index` of a block table row, held to [0, pages).
-__device__ inline int page_at(const int* row, int index, int pages) { return min(max(__ldg(row + index), 0), pages - 1); }
+/// A page id as the block table holds it, held to [0, pages) where it is used, not where it is read:
+/// the read's latency then passes while the warp decodes a tile.
+__device__ inline unsigned page_in_pool(int id, int pages) { return static_cast<unsigned>(min(max(id, 0), pages - 1)); }
 
 inline void check_paged_cache(const DeviceCodec& keys, const DeviceCodec& values, const PagedCache& c, const char* call) {
     using octopus::detail::require;
@@ -104,6 +92,8 @@ inline void check_paged_cache(const DeviceCodec& keys, const DeviceCodec& values
                 std::to_string(static_cast<long long>(c.max_pages_per_sequence) * c.page_tokens) + "]");
     require(static_cast<long long>(c.pages) * c.kv_heads * c.page_tokens * (keys.record_bytes() + values.record_bytes()) < (1LL << 62),
             where + "pool too large");
+    require(static_cast<long long>(c.kv_heads) * c.page_tokens * std::max(keys.record_bytes(), values.record_bytes()) < (1LL << 31),
+            where + "a page of " + std::to_string(c.kv_heads) + " KV heads takes 2 GiB or more");
 }
 
 inline void check_paged_target(const DeviceCodec& codec, const PagedTarget& t, const char* call) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "octopus/contract.hpp"
 #include "octopus/cuda/bits.cuh"
 #include "octopus/cuda/device_codec.cuh"
 #include "octopus/cuda/elements.cuh"
@@ -60,31 +61,49 @@ struct TileStream {
     }
 };
 
-/// One lane's share of copying a page's tile into shared memory: the 16 tokens' codes (`head` bytes
-/// from one address), then their 16 norms (from another), back to back. The lane copies 16-byte pieces
-/// lane, lane + 32, ... of the tile; which run each piece comes from, and where in it, is worked out
-/// once (both runs are 16-byte aligned and a multiple of 16 bytes long).
-template <int MaxRecordBytes>
-struct TileCopy {
-    static constexpr int kPieces = (kTileTokens * MaxRecordBytes + 511) / 512;
-    int lane_bytes;        // this lane's first piece in a tile (pinned, like TileStream's)
-    int bytes;             // of both runs
-    int from[kPieces];     // each piece's offset in its run
-    bool second[kPieces];  // whether it lies in the second run
+/// One lane's share of copying a warp's tiles of 16 tokens out of one pool into shared memory, from
+/// contiguous records or from pages, by one rule. The lane copies 16-byte pieces lane, lane + 32, ...
+/// of the staged tile: a run of `codes` bytes, then (pages) a run of norms, staged back to back. Tile
+/// (page, group)'s first run starts at first + page · stride + group · code_step, its second at first
+/// + page · stride + norm_run + group · norm_step.
+/// - Pages (PageLayout): a tile is slots [16·group, 16·group + 16) of one KV head's head page, their
+///   codes then their norms (each run 16-byte aligned and a multiple of 16 bytes long).
+/// - Records: a tile is 16 records back to back, one run; `page` is the tile's first token / 16 in its
+///   (sequence, KV head)'s records, and group is 0.
+/// Either way every field but the lane's offset is the same across the block, so copying holds few
+/// registers of its own through the attention loop, whose decode needs them (with a source per piece
+/// and a second set for records, OCTOPUS's decode plans no longer fit and were rebuilt every tile).
+struct TileSource {
+    const std::uint8_t* first;  // tile (0, 0)
+    unsigned stride;            // below 2^31 (check_paged_cache; 16 records)
+    unsigned code_step, norm_step, norm_run;
+    int codes;  // bytes of the first run
+    int bytes;  // of a staged tile
 
-    __device__ TileCopy(int head, int total_bytes, int lane) : lane_bytes(pinned(lane * 16)), bytes(total_bytes) {
+    /// Records of `record_bytes` bytes from `records` on.
+    __device__ static TileSource records(const std::uint8_t* records, int record_bytes) {
+        const int tile = kTileTokens * record_bytes;
+        return {records, static_cast<unsigned>(tile), 0u, 0u, 0u, tile, tile};
+    }
+    /// KV head `head`'s head pages in a pool of pages of `kv_heads` heads laid out by `l`.
+    __device__ static TileSource pages(const std::uint8_t* pool, const PageLayout& l, int head, int kv_heads) {
+        return {pool + l.head_page_offset(0, head, kv_heads), static_cast<unsigned>(l.head_page_offset(1, 0, kv_heads)),
+                static_cast<unsigned>(kTileTokens * l.code_bytes), static_cast<unsigned>(kTileTokens * l.norm_bytes),
+                static_cast<unsigned>((l.tokens - kTileTokens) * l.code_bytes), kTileTokens * l.code_bytes,
+                kTileTokens * (l.code_bytes + l.norm_bytes)};
+    }
+    /// Starts copying tile (page, group) into `target`, the lane's pieces from `lane_bytes` on.
+    template <int MaxRecordBytes>
+    __device__ void copy(std::uint8_t* target, unsigned page, unsigned group, int lane_bytes) const {
+        constexpr int kPieces = (kTileTokens * MaxRecordBytes + 511) / 512;
+        const std::uint8_t* tile = first + static_cast<unsigned long long>(page) * stride + lane_bytes;
+        const std::uint8_t* code_run = tile + group * code_step;
+        const std::uint8_t* norm_run_start = tile + (norm_run + group * norm_step);
 #pragma unroll
         for (int p = 0; p < kPieces; ++p) {
             const int at = lane_bytes + 512 * p;
-            second[p] = at >= head;
-            from[p] = second[p] ? at - head : at;
+            if (at < bytes) copy_async_16(target + at, (at < codes ? code_run : norm_run_start) + 512 * p);
         }
-    }
-    /// Starts copying the runs at `codes` and `norms` into `target`.
-    __device__ void operator()(std::uint8_t* target, const std::uint8_t* codes, const std::uint8_t* norms) const {
-#pragma unroll
-        for (int p = 0; p < kPieces; ++p)
-            if (lane_bytes + 512 * p < bytes) copy_async_16(target + lane_bytes + 512 * p, (second[p] ? norms : codes) + from[p]);
     }
 };
 
