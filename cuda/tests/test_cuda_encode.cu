@@ -6,8 +6,10 @@
 namespace {
 
 TEST_F(Gpu, EncodeWritesTheCpuBytesForEveryCodecDimAndInputType) {
+    std::vector<Config> configs = kAllCodecs;
+    configs.push_back({true, 1});  // one threshold: the smallest search over a scalar codebook
     for (std::size_t d : {64, 128, 256})
-        for (const Config& config : kAllCodecs)
+        for (const Config& config : configs)
             for (NormFormat norm : {NormFormat::fp32, NormFormat::fp16}) {
                 const Pair pair = make_pair(config.turboquant, d, config.bits, 42 + d, norm);
                 const std::size_t n = 300;

@@ -48,10 +48,20 @@ __device__ inline float to_float(float x) { return x; }
 __device__ inline float to_float(__half x) { return __half2float(x); }
 __device__ inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 
-__device__ inline std::uint32_t scalar_code(const CodecView& c, float y) {
-    std::uint32_t code = 0;
-    for (int k = 0; k < c.scalar_threshold_count; ++k) code += y >= __ldg(c.scalar_thresholds + k) ? 1u : 0u;
-    return code;
+/// How many of the codec's (ascending) thresholds each y[j] reaches: the CPU's count, found by binary
+/// lifting, all N searches in step, so a b-bit code waits on b loads in a row instead of 2^b − 1, and
+/// the N searches' loads overlap.
+template <int N>
+__device__ inline void scalar_codes(const CodecView& c, const float (&y)[N], std::uint32_t (&code)[N]) {
+    const int count = c.scalar_threshold_count;
+#pragma unroll
+    for (int j = 0; j < N; ++j) code[j] = 0;
+    for (int step = count > 0 ? 1 << (31 - __clz(count)) : 0; step > 0; step /= 2)
+#pragma unroll
+        for (int j = 0; j < N; ++j) {
+            const int probe = static_cast<int>(code[j]) + step;  // thresholds [0, probe) all ≤ y[j]?
+            if (probe <= count && y[j] >= __ldg(c.scalar_thresholds + probe - 1)) code[j] = static_cast<std::uint32_t>(probe);
+        }
 }
 
 /// Candidate k of group g from the device copy of the lists: one 16-byte load and one index.
@@ -121,6 +131,21 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Dest
     const int vector = static_cast<int>(blockIdx.x) * kEncodeWarps + warp;
     if (vector >= target.vectors()) return;
     const int head = vector % target.heads, batch = vector / (target.heads * target.tokens);
+    // The vector first: its loads then overlap the position's and the page's (one decode step's
+    // encode is a chain of such waits, not of work).
+    float v[E];
+    bool finite = true;
+    const long long first = static_cast<long long>(vector) * D + lane * E;
+    const long long row = (static_cast<long long>(batch) * target.heads + head) * D + lane * E;  // of offset, scale
+#pragma unroll
+    for (int j = 0; j < E; ++j) {
+        // HeadPreconditioner::transform_key / transform_value: one rounded subtraction, one rounded
+        // division (the transformed vector must be finite too: the CPU's codec refuses it otherwise).
+        v[j] = to_float(x[first + j]);
+        if (offset != nullptr) v[j] = __fsub_rn(v[j], __ldg(offset + row + j));
+        if (scale != nullptr) v[j] = __fdiv_rn(v[j], __ldg(scale + row + j));
+        finite = finite && isfinite(v[j]);
+    }
     const int position = (target.positions != nullptr ? target.positions[batch] : 0) + (vector / target.heads) % target.tokens;
     // Where the record's codes and norm go. A position outside the cache, or (paged) a page id outside
     // the pool, would write into another head's records: refuse it, like NaN input.
@@ -146,20 +171,8 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Dest
         return;
     }
 
-    float v[E];
-    bool finite = true;
-    const long long first = static_cast<long long>(vector) * D + lane * E;
-    const long long row = (static_cast<long long>(batch) * target.heads + head) * D + lane * E;  // of offset, scale
 #pragma unroll
-    for (int j = 0; j < E; ++j) {
-        // HeadPreconditioner::transform_key / transform_value: one rounded subtraction, one rounded
-        // division (the transformed vector must be finite too: the CPU's codec refuses it otherwise).
-        v[j] = to_float(x[first + j]);
-        if (offset != nullptr) v[j] = __fsub_rn(v[j], __ldg(offset + row + j));
-        if (scale != nullptr) v[j] = __fdiv_rn(v[j], __ldg(scale + row + j));
-        finite = finite && isfinite(v[j]);
-        rotated[warp][lane * E + j] = v[j];
-    }
+    for (int j = 0; j < E; ++j) rotated[warp][lane * E + j] = v[j];
     if (!__all_sync(kFullMask, finite)) {
         if (lane == 0 && rejected != nullptr) atomicAdd(rejected, 1u);
         return;
@@ -196,11 +209,21 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Dest
     };
     const float* y = rotated[warp];
     if (c.scheme == Scheme::turboquant) {
-        for (int i = lane; i < D; i += 32) put(scalar_code(c, y[i]), i * c.code_bits);
+        float lane_y[E];
+        std::uint32_t code[E];
+#pragma unroll
+        for (int j = 0; j < E; ++j) lane_y[j] = y[lane + 32 * j];
+        scalar_codes(c, lane_y, code);
+#pragma unroll
+        for (int j = 0; j < E; ++j) put(code[j], (lane + 32 * j) * c.code_bits);
     } else {
         for (int m = lane; m < c.triplets; m += 32) put(triplet_code(c, y[3 * m], y[3 * m + 1], y[3 * m + 2]), m * c.code_bits);
-        for (int j = 3 * c.triplets + lane; j < D; j += 32)
-            put(scalar_code(c, y[j]), c.triplets * c.code_bits + (j - 3 * c.triplets) * c.leftover_bits);
+        for (int j = 3 * c.triplets + lane; j < D; j += 32) {
+            const float leftover[1] = {y[j]};
+            std::uint32_t code[1];
+            scalar_codes(c, leftover, code);
+            put(code[0], c.triplets * c.code_bits + (j - 3 * c.triplets) * c.leftover_bits);
+        }
     }
     __syncwarp();
 
