@@ -42,9 +42,10 @@ struct OctopusFragments : OneTable<OctopusFragments<D, B, Budget>, OctopusPointT
     using PointTable = OctopusPointTable<B, Budget>;
     using Tables = typename OneTable<OctopusFragments, PointTable>::Tables;
     /// Where one lane's slots start in each of the `Records` records it reads of a tile (bit positions
-    /// from the tile's first word, worked out once per kernel), and what each tail slot is. Not pinned
-    /// (unlike TurboQuant's): with its tail the plan holds twice the registers, and pinned it makes the
-    /// attention loop longer, not shorter.
+    /// from the tile's first word, worked out once per kernel), and what each tail slot is. Pinned, like
+    /// TurboQuant's: since the attention loop also walks pages, the compiler otherwise rebuilt the plan
+    /// from the thread index on every tile (593 instructions a loop against 555 pinned, OCTOPUS 3-bit,
+    /// d = 128; before pages, pinning it made the loop longer).
     template <int Tail, int Records>
     struct TailPlan {
         std::uint32_t copy;       // the lane's copy of the table
