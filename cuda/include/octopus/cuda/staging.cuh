@@ -62,10 +62,10 @@ struct TileStream {
 };
 
 /// One lane's share of copying a warp's tiles of 16 tokens out of one pool into shared memory, from
-/// contiguous records or from pages, by one rule. The lane copies 16-byte pieces lane, lane + 32, ...
-/// of the staged tile: a run of `codes` bytes, then (pages) a run of norms, staged back to back. Tile
-/// (page, group)'s first run starts at first + page · stride + group · code_step, its second at first
-/// + page · stride + norm_run + group · norm_step.
+/// contiguous records or from pages, by one rule. A staged tile is a run of `codes` bytes, then (pages)
+/// a run of norms, back to back; the lane copies its 16-byte pieces lane, lane + 32, ..., and the piece
+/// at offset `at` of tile (page, group) comes from first + page · stride + at + group · code_step when
+/// at < codes, else from first + page · stride + at + norm_offset + group · norm_step.
 /// - Pages (PageLayout): a tile is slots [16·group, 16·group + 16) of one KV head's head page, their
 ///   codes then their norms (each run 16-byte aligned and a multiple of 16 bytes long).
 /// - Records: a tile is 16 records back to back, one run; `page` is the tile's first token / 16 in its
@@ -74,11 +74,12 @@ struct TileStream {
 /// registers of its own through the attention loop, whose decode needs them (with a source per piece
 /// and a second set for records, OCTOPUS's decode plans no longer fit and were rebuilt every tile).
 struct TileSource {
-    const std::uint8_t* first;  // tile (0, 0)
-    unsigned stride;            // below 2^31 (check_paged_cache; 16 records)
-    unsigned code_step, norm_step, norm_run;
-    int codes;  // bytes of the first run
-    int bytes;  // of a staged tile
+    const std::uint8_t* first;      // tile (0, 0)
+    unsigned stride;                // below 2^31 (check_paged_cache; 16 records)
+    unsigned code_step, norm_step;  // bytes of 16 slots' codes, of their norms (records: 0)
+    unsigned norm_offset;           // where a head page's norms start, less the staged codes: (P − 16) · code bytes
+    int codes;                      // bytes of the first run
+    int bytes;                      // of a staged tile
 
     /// Records of `record_bytes` bytes from `records` on.
     __device__ static TileSource records(const std::uint8_t* records, int record_bytes) {
@@ -98,11 +99,11 @@ struct TileSource {
         constexpr int kPieces = (kTileTokens * MaxRecordBytes + 511) / 512;
         const std::uint8_t* tile = first + static_cast<unsigned long long>(page) * stride + lane_bytes;
         const std::uint8_t* code_run = tile + group * code_step;
-        const std::uint8_t* norm_run_start = tile + (norm_run + group * norm_step);
+        const std::uint8_t* norm_run = tile + (norm_offset + group * norm_step);
 #pragma unroll
         for (int p = 0; p < kPieces; ++p) {
             const int at = lane_bytes + 512 * p;
-            if (at < bytes) copy_async_16(target + at, (at < codes ? code_run : norm_run_start) + 512 * p);
+            if (at < bytes) copy_async_16(target + at, (at < codes ? code_run : norm_run) + 512 * p);
         }
     }
 };
