@@ -22,18 +22,16 @@ namespace octopus {
 
 namespace detail {
 
-/// The code of triplet (x, y, z), the candidates read through `fetch` (detail/nearest_point.hpp): the
-/// specification, which the CPU's batched encoder and the GPU's encode kernel both match.
 /// The sign bits of a folded code: bit a set when coordinate a < 0 (−0 counts as positive).
 OCTOPUS_HOST_DEVICE inline std::uint32_t triplet_signs(float x, float y, float z) {
     return (x < 0.0f ? 1u : 0u) | (y < 0.0f ? 2u : 0u) | (z < 0.0f ? 4u : 0u);
 }
 
-template <class Fetch>
-OCTOPUS_HOST_DEVICE std::uint32_t triplet_point_code(const NearestPointView& index, bool folded, float x, float y, float z,
-                                                     const Fetch& fetch) {
-    if (!folded) return nearest_point_with(index, x, y, z, fetch);
-    return nearest_point_with(index, fabsf(x), fabsf(y), fabsf(z), fetch) << 3 | triplet_signs(x, y, z);
+/// The code of triplet (x, y, z): the specification, which the CPU's batched encoder and the GPU's
+/// encode kernel both match.
+inline std::uint32_t triplet_point_code(const NearestPointView& index, bool folded, float x, float y, float z) {
+    if (!folded) return nearest_point(index, x, y, z);
+    return nearest_point(index, fabsf(x), fabsf(y), fabsf(z)) << 3 | triplet_signs(x, y, z);
 }
 
 /// The point a code of a folded codebook decodes to.
@@ -66,8 +64,7 @@ struct TripletPointTables {
 
     /// The code of the triplet t[0..2].
     std::uint32_t encode(const float* t) const {
-        const detail::NearestPointView v = index.view();
-        return detail::triplet_point_code(v, folded, t[0], t[1], t[2], detail::GroupCandidates{v.groups});
+        return detail::triplet_point_code(index.view(), folded, t[0], t[1], t[2]);
     }
 
     /// Codes of `count` consecutive triplets (3·count floats), the same as encode(). With AVX2: the

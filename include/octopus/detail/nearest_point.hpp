@@ -74,42 +74,24 @@ OCTOPUS_HOST_DEVICE inline std::uint32_t nearest_point_bucket(const NearestPoint
     return (ix * v.grid + iy) * v.grid + iz;
 }
 
-/// One candidate of a list: a point, its |p|², its index.
-struct Candidate {
-    float x, y, z, sq;
-    std::uint32_t index;
-};
-
-/// Candidate k of group g as the CPU's lists hold them (structure of arrays).
-struct GroupCandidates {
-    const CandidateGroup* groups;
-    OCTOPUS_HOST_DEVICE Candidate operator()(std::uint32_t g, int k) const {
-        const CandidateGroup& c = groups[g];
-        return {c.x[k], c.y[k], c.z[k], c.sq[k], c.index[k]};
-    }
-};
-
-/// Index of the nearest point to (x, y, z), the candidates read through `fetch` (the CPU's lists, or
-/// the GPU's copy of them in 16-byte entries): the specification every other path matches.
-template <class Fetch>
-OCTOPUS_HOST_DEVICE std::uint32_t nearest_point_with(const NearestPointView& v, float x, float y, float z, const Fetch& fetch) {
+/// Index of the nearest point to (x, y, z): the specification every other path matches (the AVX2
+/// one and the GPU's encode kernel rank a list's candidates in parallel lanes and take the least
+/// rank, the lowest index among equal ranks: the same point, since a list holds its indices in
+/// ascending order and this scan keeps its first best).
+inline std::uint32_t nearest_point(const NearestPointView& v, float x, float y, float z) {
     const std::uint32_t bucket = nearest_point_bucket(v, x, y, z);
     float best = INFINITY;
     std::uint32_t index = 0;
     for (std::uint32_t g = v.first_group[bucket]; g < v.first_group[bucket + 1]; ++g)
         for (int k = 0; k < 8; ++k) {
-            const Candidate c = fetch(g, k);
-            const float e = point_rank(x, y, z, c.x, c.y, c.z, c.sq);
+            const CandidateGroup& c = v.groups[g];
+            const float e = point_rank(x, y, z, c.x[k], c.y[k], c.z[k], c.sq[k]);
             if (e < best) {
                 best = e;
-                index = c.index;
+                index = c.index[k];
             }
         }
     return index;
-}
-
-OCTOPUS_HOST_DEVICE inline std::uint32_t nearest_point(const NearestPointView& v, float x, float y, float z) {
-    return nearest_point_with(v, x, y, z, GroupCandidates{v.groups});
 }
 
 /// Builds and owns the candidate lists of one codebook (its points fp16-exact or not, as given).

@@ -11,6 +11,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -23,6 +24,9 @@
 #include "octopus/cuda/error.cuh"
 
 namespace octopus::cuda {
+
+/// The index of a candidate slot that pads a group to eight (CodecView::candidates).
+inline constexpr std::uint32_t kPaddingCandidate = 0xffffu;
 
 /// Which codec family a DeviceCodec holds.
 enum class Scheme : int { turboquant = 0, octopus = 1 };
@@ -42,12 +46,14 @@ struct CodecView {
     int scalar_threshold_count = 0;
     const __half* scalar_levels = nullptr;     // each level as a half
     const std::uint32_t* level_pairs = nullptr;  // TurboQuant: entry c = halves (level[c mod 2^b], level[c / 2^b])
-    // OCTOPUS's encoder: the nearest-point index of `octopus` (TripletPointTables; its candidate lists
-    // as one 16-byte (x, y, z, |p|²) entry and one index per candidate, 8 per group; candidates set), or
+    // OCTOPUS's encoder: the nearest-point index of `octopus` (TripletPointTables; candidates set), or
     // the padded searches of `octopus-paper` (TripletTables); then every code's point for the decoders.
+    // A candidate is 8 bytes, halves (x, y | z, index), 8 a group: the points are fp16 values and
+    // |p|² is recomputed as the CPU computes it, which reads 64 bytes a group where (x, y, z, |p|²)
+    // floats and an index read 160 (the lists of 9 bits a triplet are 670 KB that way, far more than
+    // an L1). Index 0xffff marks a padding slot, |p|² = +∞.
     octopus::detail::NearestPointView nearest{};
-    const float4* candidates = nullptr;
-    const std::uint32_t* candidate_indices = nullptr;
+    const uint2* candidates = nullptr;
     bool folded = false;
     const float* ring_table = nullptr;
     const float* row_table = nullptr;
@@ -94,20 +100,23 @@ public:
         }
         const std::size_t point_table = b.add(points);
         if constexpr (std::is_same_v<typename Design::Tables, TripletPointTables>) {
-            std::vector<float4> candidates;
-            std::vector<std::uint32_t> indices;
+            std::vector<uint2> candidates;
             for (const auto& g : t.index.groups())
                 for (int k = 0; k < 8; ++k) {
-                    candidates.push_back(float4{g.x[k], g.y[k], g.z[k], g.sq[k]});
-                    indices.push_back(g.index[k]);
+                    const bool padding = std::isinf(g.sq[k]);
+                    octopus::detail::require(padding || g.index[k] < kPaddingCandidate,
+                                             "octopus::cuda::DeviceCodec: a point index does not fit 16 bits");
+                    const std::vector<__half> h = halves({g.x[k], g.y[k], g.z[k]}, "octopus candidate point");
+                    const std::uint32_t index = padding ? kPaddingCandidate : g.index[k];
+                    const std::uint32_t z = __half_as_ushort(h[2]);
+                    candidates.push_back(uint2{bits(__halves2half2(h[0], h[1])), z | index << 16});
                 }
-            const std::size_t packed = b.add(candidates), index = b.add(indices), first = b.add(t.index.first_group());
+            const std::size_t packed = b.add(candidates), first = b.add(t.index.first_group());
             upload(b, shared);
             view_.nearest = t.index.view();
             view_.nearest.groups = nullptr;  // the GPU reads `candidates` instead
             view_.nearest.first_group = at<std::uint32_t>(first);
-            view_.candidates = at<float4>(packed);
-            view_.candidate_indices = at<std::uint32_t>(index);
+            view_.candidates = at<uint2>(packed);
             view_.folded = t.folded;
         } else {
             view_.ring_steps = static_cast<int>(t.ring_steps);

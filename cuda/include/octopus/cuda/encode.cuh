@@ -3,9 +3,10 @@
 //
 // One warp per vector. Every decision reproduces the CPU's arithmetic exactly: the norm in double over
 // eight interleaved partial sums combined in the CPU's tree, 1/|x| and x·(1/|x|) as single roundings,
-// the rotation of warp_rotation.cuh, TurboQuant's threshold counts, and OCTOPUS's specification
-// encoder (TripletTables::encode: padded searches by ring, row and column, the octahedral map with
-// IEEE division, the triplet norm with each product rounded).
+// the rotation of warp_rotation.cuh, TurboQuant's threshold counts, OCTOPUS's nearest-point search
+// (its buckets, ranks and ties as nearest_point.hpp specifies them, the work split over lanes), and
+// the paper variant's encoder (TripletTables::encode: padded searches by ring, row and column, the
+// octahedral map with IEEE division, the triplet norm with each product rounded).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -64,22 +65,94 @@ __device__ inline void scalar_codes(const CodecView& c, const float (&y)[N], std
         }
 }
 
-/// Candidate k of group g from the device copy of the lists: one 16-byte load and one index.
-struct PackedCandidates {
-    const float4* points;
-    const std::uint32_t* indices;
-    __device__ octopus::detail::Candidate operator()(std::uint32_t g, int k) const {
-        const float4 p = __ldg(points + 8 * g + k);
-        return {p.x, p.y, p.z, p.w, __ldg(indices + 8 * g + k)};
-    }
-};
+/// Triplets whose candidate lists a warp ranks in one pass, three rounds of 16: D = 128's 42 triplets
+/// in one pass, so that all their loads are in flight together; D = 256 takes two.
+inline constexpr int kTripletsAtOnce = 48;
 
-/// The CPU's triplet encoder on the GPU, through the same shared functions: `octopus`'s nearest-point
-/// search (triplet_point_code), or `octopus-paper`'s padded searches (TripletTables::encode).
-__device__ inline std::uint32_t triplet_code(const CodecView& c, float x, float y, float z) {
+/// `octopus`'s codes of the warp's D/3 triplets (shared `y`, coordinates 3m…3m+2), handed to
+/// put(code, m): the CPU's nearest-point search (triplet_point_code) split over lanes. First a lane
+/// a triplet finds each triplet's bucket and list (`spans`, shared); then a pair of lanes ranks a
+/// list, lane h taking candidates 4h…4h+3 of each group of eight, 16 triplets a round, and the two
+/// lanes' bests are combined: the least rank, the lowest index among equal ranks, which is the list's
+/// first best (lists hold indices in ascending order, and a lane keeps its first best). A lane a
+/// triplet read up to 32 cache lines an instruction, sixteen instructions a group, and kept the L1
+/// 98% busy; eight lanes a triplet read fewer lines but took 45% more instructions (shuffles, 11
+/// rounds); a pair reads its half of a group in two 16-byte loads.
+template <int D, class Put>
+__device__ inline void nearest_point_codes(const CodecView& c, const float* y, uint2* spans, int lane, const Put& put) {
+    using octopus::detail::nearest_point_bucket;
+    using octopus::detail::point_rank;
+    constexpr int kTriplets = D / 3;
+    const auto folded = [&](float t) { return c.folded ? fabsf(t) : t; };
+#pragma unroll
+    for (int m = lane; m < kTriplets; m += 32) {
+        const std::uint32_t bucket = nearest_point_bucket(c.nearest, folded(y[3 * m]), folded(y[3 * m + 1]), folded(y[3 * m + 2]));
+        spans[m] = make_uint2(__ldg(c.nearest.first_group + bucket), __ldg(c.nearest.first_group + bucket + 1));
+    }
+    __syncwarp();
+    const int h = lane % 2, pair = lane / 2;
+    // Candidates 4h…4h+3 of group g ranked against triplet m, in index order, keeping the first best;
+    // |p|² as NearestPointIndex computes it.
+    const auto rank = [&](std::uint32_t g, int m, float& best, std::uint32_t& index) {
+        using octopus::detail::product;
+        const float x = folded(y[3 * m]), yy = folded(y[3 * m + 1]), z = folded(y[3 * m + 2]);
+        const auto* p = reinterpret_cast<const uint4*>(c.candidates + 8 * g + 4 * h);
+        const uint4 first = __ldg(p), second = __ldg(p + 1);
+        const uint2 q[4] = {{first.x, first.y}, {first.z, first.w}, {second.x, second.y}, {second.z, second.w}};
+        const auto half_at = [](std::uint32_t word, int shift) {
+            return __half2float(__ushort_as_half(static_cast<unsigned short>(word >> shift)));
+        };
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const float px = half_at(q[j].x, 0), py = half_at(q[j].x, 16), pz = half_at(q[j].y, 0);
+            const std::uint32_t i = q[j].y >> 16;
+            const float sq = i == kPaddingCandidate ? INFINITY : (product(px, px) + product(py, py)) + product(pz, pz);
+            const float e = point_rank(x, yy, z, px, py, pz, sq);
+            if (e < best) {
+                best = e;
+                index = i;
+            }
+        }
+    };
+    for (int base = 0; base < kTriplets; base += kTripletsAtOnce) {
+        constexpr int kRounds = (std::min(kTriplets, kTripletsAtOnce) + 15) / 16;
+        float best[kRounds];
+        std::uint32_t index[kRounds];
+        // Every list's first group, all rounds' loads issued together (no list is empty, but an
+        // empty one would be skipped); then the few longer lists.
+#pragma unroll
+        for (int r = 0; r < kRounds; ++r) {
+            const int m = base + 16 * r + pair;
+            const uint2 span = m < kTriplets ? spans[m] : make_uint2(0, 0);
+            best[r] = INFINITY;
+            index[r] = 0;
+            if (span.x < span.y) rank(span.x, m, best[r], index[r]);
+        }
+#pragma unroll
+        for (int r = 0; r < kRounds; ++r) {
+            const int m = base + 16 * r + pair;
+            const uint2 span = m < kTriplets ? spans[m] : make_uint2(0, 0);
+            for (std::uint32_t g = span.x + 1; g < span.y; ++g) rank(g, m, best[r], index[r]);
+        }
+#pragma unroll
+        for (int r = 0; r < kRounds; ++r) {
+            const float other = __shfl_xor_sync(kFullMask, best[r], 1);
+            const std::uint32_t other_index = __shfl_xor_sync(kFullMask, index[r], 1);
+            if (other < best[r] || (other == best[r] && other_index < index[r])) index[r] = other_index;
+            const int m = base + 16 * r + pair;
+            if (h == 0 && m < kTriplets) {
+                const std::uint32_t code =
+                    c.folded ? index[r] << 3 | octopus::detail::triplet_signs(y[3 * m], y[3 * m + 1], y[3 * m + 2]) : index[r];
+                put(code, m);
+            }
+        }
+    }
+}
+
+/// `octopus-paper`'s triplet encoder on the GPU (TripletTables::encode), through the same shared
+/// functions: padded searches by ring, row and column.
+__device__ inline std::uint32_t padded_triplet_code(const CodecView& c, float x, float y, float z) {
     using octopus::detail::padded_search;
-    if (c.candidates != nullptr)
-        return octopus::detail::triplet_point_code(c.nearest, c.folded, x, y, z, PackedCandidates{c.candidates, c.candidate_indices});
     const float r = octopus::detail::triplet_norm(x, y, z);
     const std::uint32_t ring = padded_search(c.ring_table, static_cast<unsigned>(c.ring_steps), r);
     const SquarePoint<float> s = octopus::octahedral_encode(x, y, z);
@@ -120,13 +193,16 @@ struct EncodeJob {
     const float* scale = nullptr;
 };
 
-/// The block's warps' vectors of one job (vector blockIdx.x · kEncodeWarps + warp).
-template <int D, class T>
+/// The block's warps' vectors of one job (vector blockIdx.x · kEncodeWarps + warp). `Nearest`: built
+/// with `octopus`'s nearest-point search, which the launch asks for only when a job needs it (its
+/// registers, 40 against 32 at d = 128, would otherwise cost every other codec a quarter of its warps).
+template <int D, bool Nearest, class T>
 __device__ inline void encode_vectors(const CodecView& c, const T* x, const Destination& target, const float* offset,
                                       const float* scale, unsigned* rejected) {
     constexpr int E = D / 32;
     __shared__ float rotated[kEncodeWarps][D];
     __shared__ std::uint32_t words[kEncodeWarps][D / 2 + 2];  // ≥ the largest record, as 32-bit words
+    __shared__ uint2 spans[kEncodeWarps][Nearest ? D / 3 : 1];  // each triplet's candidate groups
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     const int vector = static_cast<int>(blockIdx.x) * kEncodeWarps + warp;
     if (vector >= target.vectors()) return;
@@ -178,17 +254,20 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Dest
         return;
     }
     __syncwarp();
-    // vector_norm: partial k sums x_i² over i ≡ k (mod 8) in order (lane k), combined in the CPU's tree.
+    // vector_norm: partial k sums x_i² over i ≡ k (mod 8) in order (lane k), combined in the CPU's
+    // tree, combine_norm_partials's ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)): three butterfly
+    // steps over lanes 0–7 build it in lane 0 (each sum is one IEEE addition, in whichever operand
+    // order, so the same bits), then the norm is broadcast: 7 shuffles where gathering all eight
+    // partials into every lane took 16.
     double partial = 0.0;
     if (lane < 8)
         for (int i = lane; i < D; i += 8) {
             const double xi = rotated[warp][i];
             partial = __dadd_rn(partial, __dmul_rn(xi, xi));
         }
-    double partials[8];
 #pragma unroll
-    for (int k = 0; k < 8; ++k) partials[k] = __shfl_sync(kFullMask, partial, k);
-    const float norm = __double2float_rn(__dsqrt_rn(octopus::detail::combine_norm_partials(partials)));
+    for (int step = 1; step < 8; step *= 2) partial = __dadd_rn(partial, __shfl_xor_sync(kFullMask, partial, step));
+    const float norm = __shfl_sync(kFullMask, __double2float_rn(__dsqrt_rn(partial)), 0);
     if (!octopus::norm_fits(norm, c.norm_fp16)) {  // check_norm_fits: refuse, never clamp
         if (lane == 0 && rejected != nullptr) atomicAdd(rejected, 1u);
         return;
@@ -198,26 +277,37 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Dest
     for (int j = 0; j < E; ++j) v[j] = __fmul_rn(v[j], inverse);
     warp_rotate(v, c.signs);
     __syncwarp();
+    if (c.scheme != Scheme::turboquant) {  // OCTOPUS's triplets span lanes; TurboQuant codes each lane's own
 #pragma unroll
-    for (int j = 0; j < E; ++j) rotated[warp][lane * E + j] = v[j];
+        for (int j = 0; j < E; ++j) rotated[warp][lane * E + j] = v[j];
+    }
     for (int i = lane; i < D / 2 + 2; i += 32) words[warp][i] = 0;
     __syncwarp();
 
     const auto put = [&](std::uint32_t code, int position) {
         atomicOr(&words[warp][position >> 5], code << (position & 31));
-        if ((position & 31) != 0) atomicOr(&words[warp][(position >> 5) + 1], code >> (32 - (position & 31)));
+        const std::uint32_t high = (position & 31) != 0 ? code >> (32 - (position & 31)) : 0u;
+        if (high != 0) atomicOr(&words[warp][(position >> 5) + 1], high);
     };
     const float* y = rotated[warp];
     if (c.scheme == Scheme::turboquant) {
-        float lane_y[E];
+        // The lane's E coordinates lane·E…lane·E + E − 1 are consecutive codes, E·b ≤ 32 bits: one put
+        // (E shared atomics a lane, up to 11 lanes on a word, were the largest share of the L1's work).
         std::uint32_t code[E];
+        scalar_codes(c, v, code);
+        std::uint32_t run = 0;
 #pragma unroll
-        for (int j = 0; j < E; ++j) lane_y[j] = y[lane + 32 * j];
-        scalar_codes(c, lane_y, code);
-#pragma unroll
-        for (int j = 0; j < E; ++j) put(code[j], (lane + 32 * j) * c.code_bits);
+        for (int j = 0; j < E; ++j) run |= code[j] << (j * c.code_bits);
+        static_assert(E * octopus::kMaxScalarBits <= 32, "a lane's codes fit one word");
+        put(run, lane * E * c.code_bits);
     } else {
-        for (int m = lane; m < c.triplets; m += 32) put(triplet_code(c, y[3 * m], y[3 * m + 1], y[3 * m + 2]), m * c.code_bits);
+        if (c.candidates != nullptr) {
+            if constexpr (Nearest)
+                nearest_point_codes<D>(c, y, spans[warp], lane, [&](std::uint32_t code, int m) { put(code, m * c.code_bits); });
+            else
+                __trap();  // launch_encode picks Nearest whenever a job searches points
+        } else
+            for (int m = lane; m < c.triplets; m += 32) put(padded_triplet_code(c, y[3 * m], y[3 * m + 1], y[3 * m + 2]), m * c.code_bits);
         for (int j = 3 * c.triplets + lane; j < D; j += 32) {
             const float leftover[1] = {y[j]};
             std::uint32_t code[1];
@@ -239,11 +329,11 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Dest
 /// Row blockIdx.y of the grid encodes job `first` (0) or `second` (1): a new token's keys and values
 /// in one launch (encode_kv). Each branch names its own kernel parameter, so neither is copied to
 /// local memory to be picked at run time.
-template <int D, class T>
+template <int D, bool Nearest, class T>
 __global__ void __launch_bounds__(32 * kEncodeWarps) encode_kernel(EncodeJob<T> first, EncodeJob<T> second,
                                                                   unsigned* rejected) {
-    if (blockIdx.y == 0) encode_vectors<D>(first.c, first.x, first.target, first.offset, first.scale, rejected);
-    else encode_vectors<D>(second.c, second.x, second.target, second.offset, second.scale, rejected);
+    if (blockIdx.y == 0) encode_vectors<D, Nearest>(first.c, first.x, first.target, first.offset, first.scale, rejected);
+    else encode_vectors<D, Nearest>(second.c, second.x, second.target, second.offset, second.scale, rejected);
 }
 
 /// Launches the encode of `jobs` (1 or 2) jobs of one head dim.
@@ -253,8 +343,11 @@ void launch_encode(const EncodeJob<T>& first, const EncodeJob<T>& second, int jo
     const int vectors = std::max(first.target.vectors(), jobs > 1 ? second.target.vectors() : 0);
     const dim3 grid(static_cast<unsigned>((vectors + kEncodeWarps - 1) / kEncodeWarps), static_cast<unsigned>(jobs));
     const dim3 block(32 * kEncodeWarps);
+    const bool nearest = first.c.candidates != nullptr || (jobs > 1 && second.c.candidates != nullptr);
     octopus::for_each_gpu_head_dim([&]<int D>() {
-        if (first.c.dim == D) encode_kernel<D, T><<<grid, block, 0, stream>>>(first, second, rejected);
+        if (first.c.dim != D) return;
+        if (nearest) encode_kernel<D, true, T><<<grid, block, 0, stream>>>(first, second, rejected);
+        else encode_kernel<D, false, T><<<grid, block, 0, stream>>>(first, second, rejected);
     });
     OCTOPUS_CUDA_CHECK(cudaGetLastError());
 }
