@@ -194,6 +194,9 @@ private:
         view_.code_bytes = static_cast<int>(codec.code_bytes());
         view_.record_bytes = static_cast<int>(codec.bytes_per_vector());
         view_.norm_fp16 = codec.norm_format() == NormFormat::fp16;
+        // The encode kernel copies the thresholds into 15 shared words a warp (kMaxScalarBits).
+        octopus::detail::require(thresholds.size() < (std::size_t{1} << octopus::kMaxScalarBits),
+                                 "octopus::cuda::DeviceCodec: more scalar thresholds than a 4-bit codebook has");
         return {b.add(codec.rotation().signs()), b.add(thresholds), b.add(halves(levels, what)),
                 static_cast<int>(thresholds.size())};
     }

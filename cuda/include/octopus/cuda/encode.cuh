@@ -49,19 +49,21 @@ __device__ inline float to_float(float x) { return x; }
 __device__ inline float to_float(__half x) { return __half2float(x); }
 __device__ inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 
-/// How many of the codec's (ascending) thresholds each y[j] reaches: the CPU's count, found by binary
-/// lifting, all N searches in step, so a b-bit code waits on b loads in a row instead of 2^b − 1, and
-/// the N searches' loads overlap.
+/// Most scalar thresholds of any codec: TurboQuant's and OCTOPUS's leftover codebooks have ≤ 4 bits.
+inline constexpr int kMaxThresholds = (1 << octopus::kMaxScalarBits) - 1;
+
+/// How many of the `count` ascending `thresholds` (the codec's, copied to the warp's shared memory)
+/// each y[j] reaches: the CPU's count, found by binary lifting, all N searches in step, so a b-bit
+/// code waits on b shared loads in a row instead of 2^b − 1.
 template <int N>
-__device__ inline void scalar_codes(const CodecView& c, const float (&y)[N], std::uint32_t (&code)[N]) {
-    const int count = c.scalar_threshold_count;
+__device__ inline void scalar_codes(const float* thresholds, int count, const float (&y)[N], std::uint32_t (&code)[N]) {
 #pragma unroll
     for (int j = 0; j < N; ++j) code[j] = 0;
     for (int step = count > 0 ? 1 << (31 - __clz(count)) : 0; step > 0; step /= 2)
 #pragma unroll
         for (int j = 0; j < N; ++j) {
             const int probe = static_cast<int>(code[j]) + step;  // thresholds [0, probe) all ≤ y[j]?
-            if (probe <= count && y[j] >= __ldg(c.scalar_thresholds + probe - 1)) code[j] = static_cast<std::uint32_t>(probe);
+            if (probe <= count && y[j] >= thresholds[probe - 1]) code[j] = static_cast<std::uint32_t>(probe);
         }
 }
 
@@ -203,25 +205,20 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Dest
     __shared__ float rotated[kEncodeWarps][D];
     __shared__ std::uint32_t words[kEncodeWarps][D / 2 + 2];  // ≥ the largest record, as 32-bit words
     __shared__ uint2 spans[kEncodeWarps][Nearest ? D / 3 : 1];  // each triplet's candidate groups
+    __shared__ float thresholds[kEncodeWarps][kMaxThresholds];
     const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     const int vector = static_cast<int>(blockIdx.x) * kEncodeWarps + warp;
     if (vector >= target.vectors()) return;
     const int head = vector % target.heads, batch = vector / (target.heads * target.tokens);
-    // The vector first: its loads then overlap the position's and the page's (one decode step's
-    // encode is a chain of such waits, not of work).
-    float v[E];
-    bool finite = true;
+    // The vector's loads, then the position's and the page's, are all issued before any is used: one
+    // decode step's encode is a chain of waits, not of work (with each input load behind the previous
+    // coordinate's preconditioning, four memory latencies ran in a row).
     const long long first = static_cast<long long>(vector) * D + lane * E;
     const long long row = (static_cast<long long>(batch) * target.heads + head) * D + lane * E;  // of offset, scale
+    T raw[E];
 #pragma unroll
-    for (int j = 0; j < E; ++j) {
-        // HeadPreconditioner::transform_key / transform_value: one rounded subtraction, one rounded
-        // division (the transformed vector must be finite too: the CPU's codec refuses it otherwise).
-        v[j] = to_float(x[first + j]);
-        if (offset != nullptr) v[j] = __fsub_rn(v[j], __ldg(offset + row + j));
-        if (scale != nullptr) v[j] = __fdiv_rn(v[j], __ldg(scale + row + j));
-        finite = finite && isfinite(v[j]);
-    }
+    for (int j = 0; j < E; ++j) raw[j] = x[first + j];
+    if (lane < c.scalar_threshold_count) thresholds[warp][lane] = __ldg(c.scalar_thresholds + lane);
     const int position = (target.positions != nullptr ? target.positions[batch] : 0) + (vector / target.heads) % target.tokens;
     // Where the record's codes and norm go. A position outside the cache, or (paged) a page id outside
     // the pool, would write into another head's records: refuse it, like NaN input.
@@ -247,6 +244,27 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Dest
         return;
     }
 
+    float v[E];
+#pragma unroll
+    for (int j = 0; j < E; ++j) v[j] = to_float(raw[j]);
+    if (offset != nullptr || scale != nullptr) {
+        // HeadPreconditioner::transform_key / transform_value: one rounded subtraction, one rounded
+        // division (the transformed vector must be finite too: the CPU's codec refuses it otherwise).
+        float shift[E], divisor[E];
+#pragma unroll
+        for (int j = 0; j < E; ++j) {
+            shift[j] = offset != nullptr ? __ldg(offset + row + j) : 0.0f;
+            divisor[j] = scale != nullptr ? __ldg(scale + row + j) : 1.0f;
+        }
+#pragma unroll
+        for (int j = 0; j < E; ++j) {
+            if (offset != nullptr) v[j] = __fsub_rn(v[j], shift[j]);
+            if (scale != nullptr) v[j] = __fdiv_rn(v[j], divisor[j]);
+        }
+    }
+    bool finite = true;
+#pragma unroll
+    for (int j = 0; j < E; ++j) finite = finite && isfinite(v[j]);
 #pragma unroll
     for (int j = 0; j < E; ++j) rotated[warp][lane * E + j] = v[j];
     if (!__all_sync(kFullMask, finite)) {
@@ -294,7 +312,7 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Dest
         // The lane's E coordinates lane·E…lane·E + E − 1 are consecutive codes, E·b ≤ 32 bits: one put
         // (E shared atomics a lane, up to 11 lanes on a word, were the largest share of the L1's work).
         std::uint32_t code[E];
-        scalar_codes(c, v, code);
+        scalar_codes(thresholds[warp], c.scalar_threshold_count, v, code);
         std::uint32_t run = 0;
 #pragma unroll
         for (int j = 0; j < E; ++j) run |= code[j] << (j * c.code_bits);
@@ -311,7 +329,7 @@ __device__ inline void encode_vectors(const CodecView& c, const T* x, const Dest
         for (int j = 3 * c.triplets + lane; j < D; j += 32) {
             const float leftover[1] = {y[j]};
             std::uint32_t code[1];
-            scalar_codes(c, leftover, code);
+            scalar_codes(thresholds[warp], c.scalar_threshold_count, leftover, code);
             put(code[0], c.triplets * c.code_bits + (j - 3 * c.triplets) * c.leftover_bits);
         }
     }
