@@ -15,11 +15,25 @@
 
 namespace octopus::cuda::detail {
 
-/// OCTOPUS's table at B bits per triplet: the 2^B points, then the leftover levels as (level, 0 | 0, 0),
-/// as many copies as fit Budget.
+/// Whether OCTOPUS's decode table at B bits per triplet holds a folded codebook's octant points only,
+/// the signs (a code's three low bits) applied in registers: where every code's point would fit fewer
+/// than 8 copies in Budget. At B = 12 the 4096 signed points took 32 KB a copy, two copies, and
+/// attention spent 41M of its 61M shared wavefronts on bank conflicts; the signs cost six instructions
+/// a triplet, which at B = 10 (8 copies of every point) would cost more than the conflicts they save.
 template <int B, int Budget>
-using OctopusPointTable = CopiedTable<uint2, (1 << B) + (1 << octopus::leftover_bits(B)),
-                                      table_copies(8 * ((1 << B) + (1 << octopus::leftover_bits(B))), 16, Budget)>;
+inline constexpr bool kFoldedTable =
+    octopus::is_folded(B) && table_copies(8 * ((1 << B) + (1 << octopus::leftover_bits(B))), 16, Budget) < 8;
+
+/// Bits of a code's point index in the decode table: B, or B − 3 for a folded table.
+template <int B, int Budget>
+inline constexpr int kPointIndexBits = kFoldedTable<B, Budget> ? B - 3 : B;
+
+/// OCTOPUS's table at B bits per triplet: the 2^kPointIndexBits points, then the leftover levels as
+/// (level, 0 | 0, 0), as many copies as fit Budget.
+template <int B, int Budget>
+using OctopusPointTable =
+    CopiedTable<uint2, (1 << kPointIndexBits<B, Budget>) + (1 << octopus::leftover_bits(B)),
+                table_copies(8 * ((1 << kPointIndexBits<B, Budget>) + (1 << octopus::leftover_bits(B))), 16, Budget)>;
 
 /// OCTOPUS at B bits per triplet: a lane's slots are whole triplets first (kKeyTriplets or
 /// kValueTriplets of them, consecutive), then a short tail covering the last triplets and the d mod 3
@@ -33,6 +47,8 @@ template <int D, int B, int Budget>
 struct OctopusFragments : OneTable<OctopusFragments<D, B, Budget>, OctopusPointTable<B, Budget>> {
     static constexpr Scheme kScheme = Scheme::octopus;
     static constexpr int kTriplets = D / 3, kLeftoverBits = static_cast<int>(octopus::leftover_bits(B));
+    static constexpr bool kFolded = kFoldedTable<B, Budget>;
+    static constexpr int kIndexBits = kPointIndexBits<B, Budget>;
     static constexpr int kKeySlots = D / 4, kKeyTriplets = D / 12, kKeyTail = kKeySlots - 3 * kKeyTriplets;
     static constexpr int kValueSlots = D / 8, kValueTriplets = D / 24, kValueTail = kValueSlots - 3 * kValueTriplets;
     static constexpr int kMaxRecordBytes = static_cast<int>(octopus::triplet_code_bytes(D, B) + octopus::norm_bytes(false));
@@ -55,6 +71,10 @@ struct OctopusFragments : OneTable<OctopusFragments<D, B, Budget>, OctopusPointT
         std::uint32_t entry[Tail];  // index of the table's first entry for this slot: 0, or 2^B for leftovers
         std::uint32_t low[Tail];    // the lane's copy and the entry's word holding the slot's half: 0 (x, y), 4 (z)
         std::uint32_t shift[Tail];  // where that half sits in its word: 0 (x, z, a leftover level), 16 (y)
+        // Folded codebooks only: the code's bits below its point index (3, 0 for a leftover), and the
+        // bit of the slot's sign (its component; 31 for a leftover, which has none).
+        std::uint32_t drop[kFolded ? Tail : 1];
+        std::uint32_t sign[kFolded ? Tail : 1];
     };
     using KeyPlan = TailPlan<kKeyTail, 2>;    // keys g, g + 8
     using ValuePlan = TailPlan<kValueTail, 4>;  // tokens 2t, 2t + 1, 2t + 8, 2t + 9
@@ -62,9 +82,11 @@ struct OctopusFragments : OneTable<OctopusFragments<D, B, Budget>, OctopusPointT
         return c.scheme == kScheme && c.code_bits == B && c.dim == D && c.leftover_bits == kLeftoverBits;
     }
 
-    /// Entry i of the table: point i, then the leftover levels as (level, 0 | 0, 0).
+    /// Entry i of the table: point i (of a folded codebook, code 8i's: the octant's point, no sign),
+    /// then the leftover levels as (level, 0 | 0, 0).
     __device__ static uint2 table_entry(const CodecView& c, int i) {
-        return i < (1 << B) ? c.points[i] : uint2{static_cast<std::uint32_t>(__half_as_ushort(c.scalar_levels[i - (1 << B)])), 0u};
+        if (i < (1 << kIndexBits)) return c.points[kFolded ? i << 3 : i];
+        return uint2{static_cast<std::uint32_t>(__half_as_ushort(c.scalar_levels[i - (1 << kIndexBits)])), 0u};
     }
     __device__ static int key_coordinate(int t, int slot) {
         return slot < 3 * kKeyTriplets ? 3 * kKeyTriplets * t + slot : 12 * kKeyTriplets + kKeyTail * t + slot - 3 * kKeyTriplets;
@@ -87,10 +109,14 @@ struct OctopusFragments : OneTable<OctopusFragments<D, B, Budget>, OctopusPointT
             const bool leftover = i >= 3 * kTriplets;
             p.offset[r] = (leftover ? B * kTriplets + kLeftoverBits * (i - 3 * kTriplets) : B * (i / 3)) - B * first_triplet;
             p.mask[r] = leftover ? (1u << kLeftoverBits) - 1u : (1u << B) - 1u;
-            p.entry[r] = leftover ? 1u << B : 0u;
+            p.entry[r] = leftover ? 1u << kIndexBits : 0u;
             const int component = leftover ? 0 : i % 3;  // x, y, z of a point; a leftover level is an x
             p.low[r] = p.copy | (component == 2 ? 4u : 0u);
             p.shift[r] = component == 1 ? 16u : 0u;
+            if constexpr (kFolded) {
+                p.drop[r] = leftover ? 0u : 3u;
+                p.sign[r] = leftover ? 31u : static_cast<std::uint32_t>(component);
+            }
         }
         p.copy = pinned(p.copy);
 #pragma unroll
@@ -102,6 +128,10 @@ struct OctopusFragments : OneTable<OctopusFragments<D, B, Budget>, OctopusPointT
             p.entry[r] = pinned(p.entry[r]);
             p.low[r] = pinned(p.low[r]);
             p.shift[r] = pinned(p.shift[r]);
+            if constexpr (kFolded) {
+                p.drop[r] = pinned(p.drop[r]);
+                p.sign[r] = pinned(p.sign[r]);
+            }
         }
         return p;
     }
@@ -130,19 +160,41 @@ struct OctopusFragments : OneTable<OctopusFragments<D, B, Budget>, OctopusPointT
     template <int Triplets, int Skip, int Used, int Tail, int Records>
     __device__ static void slot_words(const Tables& s, const std::uint32_t* words, int first,
                                       const TailPlan<Tail, Records>& tail, std::uint32_t (&w)[3 * Triplets + Used]) {
-        std::uint32_t codes[Triplets];
-        offsets_at<Triplets, B, PointTable::kShift>(words, first + B * Skip, tail.copy, codes);
+        if constexpr (kFolded) {
+            // Each code's octant point, its signs (code bits 0, 1, 2 for x, y, z) flipped into the
+            // halves' sign bits: x at bit 15 and y at bit 31 of the first word, z at bit 15 of the second.
+            std::uint32_t window[(Triplets * B + 31) / 32];
+            window_at(words, first + B * Skip, window);
+            constexpr std::uint32_t kIndexMask = ((1u << kIndexBits) - 1u) << PointTable::kShift;
 #pragma unroll
-        for (int m = 0; m < Triplets; ++m) {
-            const uint2 p = s.table.at(codes[m]);
-            w[3 * m] = w[3 * m + 1] = p.x;
-            w[3 * m + 2] = p.y;
+            for (int m = 0; m < Triplets; ++m) {
+                const std::uint32_t offset = (field_moved<B, PointTable::kShift - 3>(window, m * B) & kIndexMask) | tail.copy;
+                const std::uint32_t signs = field_moved<B, 15>(window, m * B);  // x's at bit 15, y's 16, z's 17
+                const uint2 p = s.table.at(offset);
+                w[3 * m] = w[3 * m + 1] = p.x ^ (signs & 0x8000u) ^ ((signs << 15) & 0x80000000u);
+                w[3 * m + 2] = p.y ^ ((signs >> 2) & 0x8000u);
+            }
+        } else {
+            std::uint32_t codes[Triplets];
+            offsets_at<Triplets, B, PointTable::kShift>(words, first + B * Skip, tail.copy, codes);
+#pragma unroll
+            for (int m = 0; m < Triplets; ++m) {
+                const uint2 p = s.table.at(codes[m]);
+                w[3 * m] = w[3 * m + 1] = p.x;
+                w[3 * m + 2] = p.y;
+            }
         }
 #pragma unroll
         for (int r = 0; r < Used; ++r) {
             const std::uint32_t code = field_at(words, first + tail.offset[r], 32) & tail.mask[r];
             // One word of the entry, not both: a tail slot takes one half.
-            w[3 * Triplets + r] = s.table.word_at(((tail.entry[r] | code) << PointTable::kShift) | tail.low[r]) >> tail.shift[r];
+            if constexpr (kFolded) {
+                const std::uint32_t half =
+                    s.table.word_at((((code >> tail.drop[r]) | tail.entry[r]) << PointTable::kShift) | tail.low[r]) >> tail.shift[r];
+                w[3 * Triplets + r] = half ^ (((code >> tail.sign[r]) & 1u) << 15);
+            } else {
+                w[3 * Triplets + r] = s.table.word_at(((tail.entry[r] | code) << PointTable::kShift) | tail.low[r]) >> tail.shift[r];
+            }
         }
     }
 
