@@ -237,7 +237,9 @@ OCTOPUS_HOST_DEVICE inline float triplet_norm(float x, float y, float z) {
 }
 
 /// Partial sums of x_i² in double, eight of them (partial k over i ≡ k mod 8, in order), combined in
-/// this fixed tree: how every encoder computes a vector's norm, so all builds get the same bits.
+/// this fixed tree: how every encoder computes a vector's norm, so all builds get the same bits. (The
+/// GPU's encode, with partial k in lane k, forms the same sums by a butterfly over lanes 0–7: each
+/// sum is one IEEE addition, whichever operand comes first; test_cuda_encode compares the norms' bits.)
 OCTOPUS_HOST_DEVICE inline double combine_norm_partials(const double (&partial)[8]) {
     return ((partial[0] + partial[1]) + (partial[2] + partial[3])) + ((partial[4] + partial[5]) + (partial[6] + partial[7]));
 }

@@ -18,8 +18,10 @@ namespace octopus::cuda::detail {
 /// Whether OCTOPUS's decode table at B bits per triplet holds a folded codebook's octant points only,
 /// the signs (a code's three low bits) applied in registers: where every code's point would fit fewer
 /// than 8 copies in Budget. At B = 12 the 4096 signed points took 32 KB a copy, two copies, and
-/// attention spent 41M of its 61M shared wavefronts on bank conflicts; the signs cost six instructions
-/// a triplet, which at B = 10 (8 copies of every point) would cost more than the conflicts they save.
+/// attention spent 41M of its 61M shared wavefronts on bank conflicts. The signs cost six instructions
+/// a triplet (OCTOPUS 4-bit attention executes 1.66× OCTOPUS 3-bit's instructions); at B = 10, 8 copies
+/// of every point leave at most two lanes of a half warp on one copy, a conflict taken to cost less
+/// than those instructions (not measured: the benchmark has no 3.33-bit codec).
 template <int B, int Budget>
 inline constexpr bool kFoldedTable =
     octopus::is_folded(B) && table_copies(8 * ((1 << B) + (1 << octopus::leftover_bits(B))), 16, Budget) < 8;
@@ -68,7 +70,7 @@ struct OctopusFragments : OneTable<OctopusFragments<D, B, Budget>, OctopusPointT
         int triplets[Records];    // the lane's first triplet in each record
         int offset[Tail];         // each tail slot, from the lane's first triplet (the same in every record)
         std::uint32_t mask[Tail];
-        std::uint32_t entry[Tail];  // index of the table's first entry for this slot: 0, or 2^B for leftovers
+        std::uint32_t entry[Tail];  // the table's first entry for this slot: 0, or 2^kIndexBits for leftovers
         std::uint32_t low[Tail];    // the lane's copy and the entry's word holding the slot's half: 0 (x, y), 4 (z)
         std::uint32_t shift[Tail];  // where that half sits in its word: 0 (x, z, a leftover level), 16 (y)
         // Folded codebooks only: the code's bits below its point index (3, 0 for a leftover), and the
