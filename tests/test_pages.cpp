@@ -35,11 +35,13 @@ void check_codec(const C& codec, int tokens) {
         octopus::encode_page(codec, layout, std::span<const float>(x.data() + cuts[i] * d, (cuts[i + 1] - cuts[i]) * d),
                              std::span<std::uint8_t>(page), cuts[i]);
     const auto expected = codec.encode(x);
-    // The layout, computed independently: codes of slot s at s·code_bytes, norms after all P codes.
+    // The layout, computed independently: groups of 16 slots, 16 records' bytes each; in group g, the
+    // codes of slot 16g + i at i·code_bytes, the norms after all 16 codes.
     const std::size_t cb = codec.code_bytes(), nb = record - cb;
     for (int s = 0; s < tokens; ++s) {
-        ASSERT_EQ(0, std::memcmp(page.data() + s * cb, expected.data() + s * record, cb)) << "codes of slot " << s;
-        ASSERT_EQ(0, std::memcmp(page.data() + tokens * cb + s * nb, expected.data() + s * record + cb, nb))
+        const std::uint8_t* group = page.data() + s / 16 * 16 * record;
+        ASSERT_EQ(0, std::memcmp(group + s % 16 * cb, expected.data() + s * record, cb)) << "codes of slot " << s;
+        ASSERT_EQ(0, std::memcmp(group + 16 * cb + s % 16 * nb, expected.data() + s * record + cb, nb))
             << "norm of slot " << s;
     }
     std::vector<std::uint8_t> back(expected.size());
@@ -76,9 +78,13 @@ TEST(Pages, ThePoolAddressesHeadPagesInOrder) {
     EXPECT_EQ(layout.head_page_offset(0, 0, 8), 0);
     EXPECT_EQ(layout.head_page_offset(0, 3, 8), 3 * 32 * 52);
     EXPECT_EQ(layout.head_page_offset(5, 2, 8), (5 * 8 + 2) * 32 * 52);
-    EXPECT_EQ(layout.code_offset(31), 31 * 48);
-    EXPECT_EQ(layout.norm_offset(0), 32 * 48);
-    EXPECT_EQ(layout.norm_offset(31), 32 * 48 + 31 * 4);
+    EXPECT_EQ(layout.group_bytes(), 16 * 52);
+    EXPECT_EQ(layout.code_offset(15), 15 * 48);
+    EXPECT_EQ(layout.norm_offset(0), 16 * 48);
+    EXPECT_EQ(layout.norm_offset(15), 16 * 48 + 15 * 4);
+    EXPECT_EQ(layout.code_offset(16), 16 * 52);
+    EXPECT_EQ(layout.code_offset(31), 16 * 52 + 15 * 48);
+    EXPECT_EQ(layout.norm_offset(31), 16 * 52 + 16 * 48 + 15 * 4);
 }
 
 TEST(Pages, RefuseBadInputAndChangeNothing) {

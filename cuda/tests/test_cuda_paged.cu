@@ -432,6 +432,7 @@ TEST_F(Gpu, PagedAttentionRefusesBadArgumentsBeforeLaunching) {
     c = good, c.pages = 0, refuse(c);
     c = good, c.batch = 3, refuse(c);            // the workspace holds 2
     c = good, c.kv_heads = c.q_heads = 1 << 22, refuse(c);  // a page of 2^22 heads x 16 slots x 52 bytes: over 2 GiB
+    c = good, c.pages = 1 << 30, c.page_tokens = 64, refuse(c);  // 2^30 pages x 2 heads x 4 groups: tiles past 2^32
     EXPECT_THROW(oc::decode_attention(*octopus_3.gpu, *octopus_2.gpu, q.data, good, 0.1f, out.data, workspace), octopus::error);
     EXPECT_THROW(oc::decode_attention(*keys.gpu, *octopus_3.gpu, q.data, good, 0.1f, out.data, workspace), octopus::error);
     EXPECT_THROW(oc::decode_attention(*odd_dim.gpu, *odd_dim.gpu, q.data, good, 0.1f, out.data, workspace), octopus::error);

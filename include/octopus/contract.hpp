@@ -179,14 +179,20 @@ OCTOPUS_HOST_DEVICE constexpr bool norm_fits(float norm, bool fp16_norm) { retur
 // ---- Pages -----------------------------------------------------------------------------------------
 // The paged cache (pages.hpp on the CPU, paged_cache.cuh on the GPU) holds a layer's keys (or values)
 // in a pool of pages of P tokens. Page p holds every KV head: head h's part, a "head page", starts at
-// (p·kv_heads + h)·head_page_bytes. A head page holds the records of its P token slots split in two:
-// first the P codes back to back (slot s at s·code_bytes), then the P norms (slot s at P·code_bytes +
-// s·norm_bytes). Norms apart from codes keep every 16-token tile's codes and norms 16-byte aligned
-// runs that the GPU copies whole; both are exactly the record's bytes, so a record comes back byte
-// for byte.
+// (p·kv_heads + h)·head_page_bytes. A head page is P / 16 groups of 16 token slots, each group the
+// records of its slots split in two: first the 16 codes back to back, then the 16 norms. Slot s lies in
+// group s / 16, which starts at (s / 16)·16·record_bytes; its codes are at (s mod 16)·code_bytes in
+// the group, its norm at 16·code_bytes + (s mod 16)·norm_bytes. A group is what the GPU's attention
+// reads as one tile: one 16-byte aligned run it copies whole, whatever P is (so a page of 64 tokens
+// costs no more address arithmetic than one of 16). Norms apart from codes keep the codes of a tile
+// back to back for the decode; both are exactly the record's bytes, so a record comes back byte for
+// byte.
 
 /// The page sizes the paged cache takes (tokens per page).
 inline constexpr int kPageTokenChoices[] = {16, 32, 64};
+
+/// Token slots of a group of a head page: the GPU's tile.
+inline constexpr int kPageGroupTokens = 16;
 
 /// Whether `tokens` is one of kPageTokenChoices.
 OCTOPUS_HOST_DEVICE constexpr bool is_page_tokens(int tokens) { return tokens == 16 || tokens == 32 || tokens == 64; }
@@ -197,11 +203,18 @@ struct PageLayout {
     int code_bytes = 0;   ///< bytes of one record's codes (padding included)
     int norm_bytes = 4;   ///< 4 (fp32 norms) or 2 (fp16)
 
+    /// Bytes of one group of 16 slots: their codes, then their norms (a multiple of 16).
+    OCTOPUS_HOST_DEVICE constexpr long long group_bytes() const {
+        return static_cast<long long>(kPageGroupTokens) * (code_bytes + norm_bytes);
+    }
     /// Offset of slot s's codes in its head page.
-    OCTOPUS_HOST_DEVICE constexpr long long code_offset(int slot) const { return static_cast<long long>(slot) * code_bytes; }
+    OCTOPUS_HOST_DEVICE constexpr long long code_offset(int slot) const {
+        return slot / kPageGroupTokens * group_bytes() + static_cast<long long>(slot % kPageGroupTokens) * code_bytes;
+    }
     /// Offset of slot s's norm in its head page.
     OCTOPUS_HOST_DEVICE constexpr long long norm_offset(int slot) const {
-        return static_cast<long long>(tokens) * code_bytes + static_cast<long long>(slot) * norm_bytes;
+        return slot / kPageGroupTokens * group_bytes() + static_cast<long long>(kPageGroupTokens) * code_bytes +
+               static_cast<long long>(slot % kPageGroupTokens) * norm_bytes;
     }
     /// Bytes of one head page (a multiple of 16: P is a multiple of 16).
     OCTOPUS_HOST_DEVICE constexpr long long head_page_bytes() const {

@@ -1,7 +1,7 @@
 // The paged cache's page format on the CPU: the very bytes the GPU's paged cache holds
 // (cuda/include/octopus/cuda/paged_cache.cuh), so that pages written on either side are read on the
-// other, and tests compare them byte for byte. The layout rule itself (codes of a head page's P slots,
-// then their norms) is PageLayout in contract.hpp, which both sides include.
+// other, and tests compare them byte for byte. The layout rule itself (a head page's slots in groups of
+// 16, each group's codes, then their norms) is PageLayout in contract.hpp, which both sides include.
 //
 // These functions work on one head page: the P slots of one KV head of one page. An engine that keeps
 // its cache on the CPU finds head page (page, h) of a pool at PageLayout::head_page_offset(page, h,

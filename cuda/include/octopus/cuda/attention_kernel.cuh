@@ -43,8 +43,8 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     const int tiles = end > start ? (end - start + kTileTokens - 1) / kTileTokens : 0;
     const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;  // tiles warp, warp + Warps, ...
     // A staged tile is its 16 tokens' codes at `stride` bytes apart, and their norms from norm_base on,
-    // norm_stride apart: records (stride = record bytes, each norm after its codes), or a page's two
-    // runs (codes back to back, then the norms).
+    // norm_stride apart: records (stride = record bytes, each norm after its codes), or a group of a
+    // head page (codes back to back, then the norms).
     const bool paged = p.pages.block_table != nullptr;
     const int key_stride = paged ? p.keys.code_bytes : kb, value_stride = paged ? p.values.code_bytes : vb;
     const int key_norm_base = paged ? kTileTokens * p.keys.code_bytes : p.keys.code_bytes;
@@ -55,23 +55,26 @@ __global__ void __launch_bounds__(32 * Warps, 1) attention_kernel(AttentionArgum
     // The warp's tiles: of records, tile token / 16 of its (sequence, KV head); of pages, the page id
     // of its next tile is read one issue ahead, so that a copy never waits on the block table.
     const long long first_record = (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity;
-    const TileSource key_source = paged ? TileSource::pages(p.key_cache, p.pages.keys, kv_head, shape.kv_heads)
-                                        : TileSource::records(p.key_cache + first_record * kb, kb);
-    const TileSource value_source = paged ? TileSource::pages(p.value_cache, p.pages.values, kv_head, shape.kv_heads)
-                                          : TileSource::records(p.value_cache + first_record * vb, vb);
-    const int lane_bytes = pinned(lane * 16);  // the lane's first 16 bytes of a staged tile
+    const TileSource key_source = paged ? TileSource::pages(p.key_cache, p.pages.keys, kv_head, shape.kv_heads, lane * 16)
+                                        : TileSource::records(p.key_cache + first_record * kb, kb, lane * 16);
+    const TileSource value_source = paged ? TileSource::pages(p.value_cache, p.pages.values, kv_head, shape.kv_heads, lane * 16)
+                                          : TileSource::records(p.value_cache + first_record * vb, vb, lane * 16);
     const int* table_row = paged ? p.pages.block_table + static_cast<long long>(b) * p.pages.max_pages : nullptr;
-    const int group_mask = paged ? (p.pages.keys.tokens >> 4) - 1 : 0;  // a tile's 16 slots in its page: (token >> 4) & mask
+    // A tile's number in its source: of records, its first token / 16; of pages, page · page_tiles +
+    // its group in the page, (token / 16) & group_mask (check_paged_cache keeps it below 2^32).
+    const int group_mask = paged ? (p.pages.keys.tokens >> 4) - 1 : 0;
+    const unsigned page_tiles = paged ? static_cast<unsigned>(shape.kv_heads * (group_mask + 1)) : 0u;
+    const int lane_bytes = pinned(lane * 16);  // the lane's first 16 bytes of a staged tile
     int tile_token = start + warp * kTileTokens;  // the first token of the warp's next tile to issue
     int next_page = paged && my_tiles > 0 ? __ldg(table_row + (tile_token >> p.pages.page_shift)) : 0;
     const auto issue = [&](int stage) {
         std::uint8_t* target = mine + stage * stage_bytes;
-        const unsigned page = paged ? page_in_pool(next_page, p.pages.pages) : static_cast<unsigned>(tile_token >> 4);
-        const unsigned group = static_cast<unsigned>((tile_token >> 4) & group_mask);
+        const unsigned group = static_cast<unsigned>(tile_token >> 4);
+        const unsigned tile = paged ? page_in_pool(next_page, p.pages.pages) * page_tiles + (group & group_mask) : group;
         tile_token += Warps * kTileTokens;
         if (paged && tile_token < end) next_page = __ldg(table_row + (tile_token >> p.pages.page_shift));
-        key_source.copy<Fragments::kMaxRecordBytes>(target, page, group, lane_bytes);
-        value_source.copy<Fragments::kMaxRecordBytes>(target + key_tile, page, group, lane_bytes);
+        key_source.copy<Fragments::kMaxRecordBytes>(target, tile, lane_bytes);
+        value_source.copy<Fragments::kMaxRecordBytes>(target + key_tile, tile, lane_bytes);
     };
     // One tile per warp loads during the set-up, the next stages − 2 after it: with all of them ahead,
     // the set-up's query rows would wait behind every block's copies, which dominates short calls.

@@ -1,9 +1,10 @@
 // The paged KV cache as engines hold it (vLLM, FlashInfer): one pool of pages per layer for keys and
 // one for values, each page P tokens of every KV head, and a block table per sequence naming its pages
 // in order. Pages can be shared read-only between sequences (a common prefix): attention only reads
-// them, and encode writes only the slots it is told to. Inside a page, head h's part holds its slots'
-// codes, then their norms (PageLayout, contract.hpp), byte for byte what the CPU's encode_page writes
-// (pages.hpp). Keys and values may use different codecs and bit widths: each pool has its own layout.
+// them, and encode writes only the slots it is told to. Inside a page, head h's part holds its slots
+// in groups of 16, each group's codes, then their norms (PageLayout, contract.hpp), byte for byte what
+// the CPU's encode_page writes (pages.hpp). Keys and values may use different codecs and bit widths:
+// each pool has its own layout.
 #pragma once
 
 #include <algorithm>
@@ -94,6 +95,8 @@ inline void check_paged_cache(const DeviceCodec& keys, const DeviceCodec& values
             where + "pool too large");
     require(static_cast<long long>(c.kv_heads) * c.page_tokens * std::max(keys.record_bytes(), values.record_bytes()) < (1LL << 31),
             where + "a page of " + std::to_string(c.kv_heads) + " KV heads takes 2 GiB or more");
+    require(static_cast<long long>(c.pages) * c.kv_heads * (c.page_tokens / kPageGroupTokens) < (1LL << 32),
+            where + "a pool of 2^32 or more groups of 16 slots (pages x kv_heads x page_tokens / 16)");
 }
 
 inline void check_paged_target(const DeviceCodec& codec, const PagedTarget& t, const char* call) {

@@ -142,9 +142,13 @@ __global__ void __launch_bounds__(32 * Warps, kScoreBlocksPerSM)
     const int my_tiles = warp < tiles ? (tiles - warp + Warps - 1) / Warps : 0;  // tiles warp, warp + Warps, ...
     const std::uint8_t* records = cache + (static_cast<long long>(b) * shape.kv_heads + kv_head) * shape.capacity * rb;
     std::uint8_t* mine = staging + warp * stages * tile;
-    TileStream<Fragments::kMaxRecordBytes> stream(records + static_cast<long long>(start + warp * kTileTokens) * rb,
-                                                  static_cast<long long>(Warps) * kTileTokens * rb, rb, lane);
-    const auto issue = [&](int stage) { stream(mine + stage * tile); };
+    const int lane_bytes = pinned(lane * 16);
+    const TileSource source = TileSource::records(records, rb, lane_bytes);
+    unsigned next_tile = static_cast<unsigned>(start / kTileTokens + warp);  // the warp's tiles: warp, warp + Warps, ...
+    const auto issue = [&](int stage) {
+        source.copy<Fragments::kMaxRecordBytes>(mine + stage * tile, next_tile, lane_bytes);
+        next_tile += Warps;
+    };
     std::uint32_t q_operands[Columns::kQueryBlocks][D / 16][2];
     const long long kv_index = static_cast<long long>(b) * shape.kv_heads + kv_head;
     set_up_block<Fragments, D, Heads, Warps>(tables, rotated, query_scale, query_offset, c, c,

@@ -20,6 +20,7 @@ namespace octopus::cuda::detail {
 
 /// Tokens per tile: two 8-key score tiles, one 16-key k-block of P·V.
 inline constexpr int kTileTokens = 16;
+static_assert(kTileTokens == octopus::kPageGroupTokens, "a tile is a group of a head page");
 
 /// Bytes of one staged tile of records: 16 records (a multiple of 16 bytes) and a 16-byte tail that
 /// the word-window reads of the last record may touch.
@@ -35,76 +36,46 @@ __device__ inline void wait_async() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
 }
 
-/// One lane's share of copying a warp's tiles of 16 records into shared memory, in order: the lane
-/// copies 16-byte pieces lane, lane + 32, ... of a tile, those inside it (records are at most
-/// MaxRecordBytes long, so that is a few predicated copies with constant offsets). The warp's tiles
-/// lie `step` bytes apart from `first_tile` (16-byte aligned); the stream keeps its place in a
-/// register, one add a tile, where an index would cost a 64-bit multiply and its operands. The
-/// lane's offset is pinned: left to itself, the compiler read the thread index again on every tile.
-template <int MaxRecordBytes>
-struct TileStream {
-    static constexpr int kPieces = (kTileTokens * MaxRecordBytes + 511) / 512;
-    const std::uint8_t* next;  // this lane's first piece of the next tile
-    long long step;
-    int lane_bytes;  // this lane's first piece in a tile
-    int bytes;       // of a tile's records
+/// One lane's share of copying a warp's tiles of 16 tokens out of one pool into shared memory, from
+/// contiguous records or from pages, by one rule: tile n of the source is the run of `bytes` bytes
+/// n · bytes after tile 0, and the lane copies its 16-byte pieces lane, lane + 32, ... of it.
+/// - Pages (PageLayout): a tile is a group of 16 slots of a head page, their codes then their norms;
+///   `first` is KV head h's first head page, and the group's tile number counts the groups of every
+///   head page before it (page · kv_heads · P/16 + the group in its page; the caller works it out).
+/// - Records: a tile is 16 records back to back; `first` is the (sequence, KV head)'s first record.
+/// Either way a tile is 16 records' bytes, so its address is one multiply-add and its pieces the same
+/// predicated copies at constant offsets. Few registers stay live for copying through the tile loops,
+/// whose decode needs them: with a run for codes and one for norms, each piece choosing, OCTOPUS's
+/// decode plans were pushed out of registers and rebuilt every tile (bench/results/cuda_paged_h200.md).
+/// `first` holds the lane's offset and is pinned: left to itself, the compiler re-added the pool's
+/// base from the kernel parameters for every piece.
+struct TileSource {
+    const std::uint8_t* first;  // the lane's first piece of tile 0
+    int bytes;                  // of a tile: 16 records
 
-    __device__ TileStream(const std::uint8_t* first_tile, long long step_bytes, int record_bytes, int lane)
-        : next(first_tile + lane * 16), step(step_bytes), lane_bytes(pinned(lane * 16)), bytes(kTileTokens * record_bytes) {}
-    /// Starts copying the next tile into `target`.
-    __device__ void operator()(std::uint8_t* target) {
-        std::uint8_t* to = target + lane_bytes;
+    /// Records of `record_bytes` bytes from `records` on, for the lane whose pieces start `lane_bytes`
+    /// into a tile.
+    __device__ static TileSource records(const std::uint8_t* records, int record_bytes, int lane_bytes) {
+        const std::uint8_t* first = records + lane_bytes;
+        asm volatile("" : "+l"(first));
+        return {first, kTileTokens * record_bytes};
+    }
+    /// KV head `head`'s head pages in a pool of pages of `kv_heads` heads laid out by `l`, for the
+    /// lane whose pieces start `lane_bytes` into a tile.
+    __device__ static TileSource pages(const std::uint8_t* pool, const PageLayout& l, int head, int kv_heads, int lane_bytes) {
+        const std::uint8_t* first = pool + l.head_page_offset(0, head, kv_heads) + lane_bytes;
+        asm volatile("" : "+l"(first));
+        return {first, static_cast<int>(l.group_bytes())};
+    }
+
+    /// Starts copying tile `tile` into `target`, the lane's pieces from `lane_bytes` on.
+    template <int MaxRecordBytes>
+    __device__ void copy(std::uint8_t* target, unsigned tile, int lane_bytes) const {
+        constexpr int kPieces = (kTileTokens * MaxRecordBytes + 511) / 512;
+        const std::uint8_t* from = first + static_cast<unsigned long long>(tile) * static_cast<unsigned>(bytes);
 #pragma unroll
         for (int p = 0; p < kPieces; ++p)
-            if (lane_bytes + 512 * p < bytes) copy_async_16(to + 512 * p, next + 512 * p);
-        next += step;
-    }
-};
-
-/// One lane's share of copying a warp's tiles of 16 tokens out of one pool into shared memory, from
-/// contiguous records or from pages, by one rule. A staged tile is a run of `codes` bytes, then (pages)
-/// a run of norms, back to back; the lane copies its 16-byte pieces lane, lane + 32, ..., and the piece
-/// at offset `at` of tile (page, group) comes from first + page · stride + at + group · code_step when
-/// at < codes, else from first + page · stride + at + norm_offset + group · norm_step.
-/// - Pages (PageLayout): a tile is slots [16·group, 16·group + 16) of one KV head's head page, their
-///   codes then their norms (each run 16-byte aligned and a multiple of 16 bytes long).
-/// - Records: a tile is 16 records back to back, one run; `page` is the tile's first token / 16 in its
-///   (sequence, KV head)'s records, and group is 0.
-/// Either way every field but the lane's offset is the same across the block, so copying holds few
-/// registers of its own through the attention loop, whose decode needs them (with a source per piece
-/// and a second set for records, OCTOPUS's decode plans no longer fit and were rebuilt every tile).
-struct TileSource {
-    const std::uint8_t* first;      // tile (0, 0)
-    unsigned stride;                // below 2^31 (check_paged_cache; 16 records)
-    unsigned code_step, norm_step;  // bytes of 16 slots' codes, of their norms (records: 0)
-    unsigned norm_offset;           // where a head page's norms start, less the staged codes: (P − 16) · code bytes
-    int codes;                      // bytes of the first run
-    int bytes;                      // of a staged tile
-
-    /// Records of `record_bytes` bytes from `records` on.
-    __device__ static TileSource records(const std::uint8_t* records, int record_bytes) {
-        const int tile = kTileTokens * record_bytes;
-        return {records, static_cast<unsigned>(tile), 0u, 0u, 0u, tile, tile};
-    }
-    /// KV head `head`'s head pages in a pool of pages of `kv_heads` heads laid out by `l`.
-    __device__ static TileSource pages(const std::uint8_t* pool, const PageLayout& l, int head, int kv_heads) {
-        return {pool + l.head_page_offset(0, head, kv_heads), static_cast<unsigned>(l.head_page_offset(1, 0, kv_heads)),
-                static_cast<unsigned>(kTileTokens * l.code_bytes), static_cast<unsigned>(kTileTokens * l.norm_bytes),
-                static_cast<unsigned>((l.tokens - kTileTokens) * l.code_bytes), kTileTokens * l.code_bytes,
-                kTileTokens * (l.code_bytes + l.norm_bytes)};
-    }
-    /// Starts copying tile (page, group) into `target`, the lane's pieces from `lane_bytes` on.
-    template <int MaxRecordBytes>
-    __device__ void copy(std::uint8_t* target, unsigned page, unsigned group, int lane_bytes) const {
-        constexpr int kPieces = (kTileTokens * MaxRecordBytes + 511) / 512;
-        const std::uint8_t* tile = first + static_cast<unsigned long long>(page) * stride + lane_bytes;
-        const std::uint8_t* code_run = tile + group * code_step;
-        const std::uint8_t* norm_run = tile + (norm_offset + group * norm_step);
-#pragma unroll
-        for (int p = 0; p < kPieces; ++p) {
-            const int at = lane_bytes + 512 * p;
-            if (at < bytes) copy_async_16(target + at, (at < codes ? code_run : norm_run) + 512 * p);
-        }
+            if (lane_bytes + 512 * p < bytes) copy_async_16(target + lane_bytes + 512 * p, from + 512 * p);
     }
 };
 
