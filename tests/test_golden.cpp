@@ -2,9 +2,9 @@
 // set at every rate, at a spread of supported head dims and with both norm formats. A change of
 // rotation, codebook, search, packing or rounding anywhere shows here as a hash mismatch.
 //
-// Codes must match on every build; the decoded and scored floats are pinned for this build's flags
-// (-march=native on an x86-64 with AVX2 and FMA, as CI runs), since fused multiply-adds change their
-// last bits. The table lives in golden_hashes.inc. After a change that is meant to change codes (a new codebook,
+// Codes must match on every build; the decoded and scored floats are pinned for the reference build's
+// flags (g++ -O3 -march=x86-64-v3 -mtune=znver3, tests/CMakeLists.txt), since where multiply-adds fuse
+// changes their last bits, and -march=native would tune that to the host. The table lives in golden_hashes.inc. After a change that is meant to change codes (a new codebook,
 // say), regenerate it and review the diff:
 //
 //     build/tests/test_golden --print > tests/golden_hashes.inc
