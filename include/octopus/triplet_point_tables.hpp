@@ -27,11 +27,16 @@ OCTOPUS_HOST_DEVICE inline std::uint32_t triplet_signs(float x, float y, float z
     return (x < 0.0f ? 1u : 0u) | (y < 0.0f ? 2u : 0u) | (z < 0.0f ? 4u : 0u);
 }
 
+/// The code of a folded codebook's triplet (x, y, z) whose |x|, |y|, |z| is nearest point `octant_index`.
+OCTOPUS_HOST_DEVICE inline std::uint32_t folded_code(std::uint32_t octant_index, float x, float y, float z) {
+    return octant_index << 3 | triplet_signs(x, y, z);
+}
+
 /// The code of triplet (x, y, z): the specification, which the CPU's batched encoder and the GPU's
 /// encode kernel both match.
 inline std::uint32_t triplet_point_code(const NearestPointView& index, bool folded, float x, float y, float z) {
     if (!folded) return nearest_point(index, x, y, z);
-    return nearest_point(index, fabsf(x), fabsf(y), fabsf(z)) << 3 | triplet_signs(x, y, z);
+    return folded_code(nearest_point(index, fabsf(x), fabsf(y), fabsf(z)), x, y, z);
 }
 
 /// The point a code of a folded codebook decodes to.
@@ -122,7 +127,7 @@ struct TripletPointTables {
     /// encode() of one triplet with its whole list ranked eight candidates at a time.
     std::uint32_t encode_avx2(const float* t) const {
         if (!folded) return index.search_avx2(t[0], t[1], t[2]);
-        return index.search_avx2(std::fabs(t[0]), std::fabs(t[1]), std::fabs(t[2])) << 3 | detail::triplet_signs(t[0], t[1], t[2]);
+        return detail::folded_code(index.search_avx2(std::fabs(t[0]), std::fabs(t[1]), std::fabs(t[2])), t[0], t[1], t[2]);
     }
 #endif
 };

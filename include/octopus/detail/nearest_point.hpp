@@ -56,6 +56,11 @@ struct NearestPointView {
 /// The bent coordinate, x / (|x| + bend): monotone in x, one rounding each for the sum and the quotient.
 OCTOPUS_HOST_DEVICE inline float bent(float x, float bend) { return x / (fabsf(x) + bend); }
 
+/// |p|² of a candidate as every list stores or recomputes it: each product rounded on its own.
+OCTOPUS_HOST_DEVICE inline float point_sq(float px, float py, float pz) {
+    return (product(px, px) + product(py, py)) + product(pz, pz);
+}
+
 /// |p|² − 2 x·p in the fixed order every search uses.
 OCTOPUS_HOST_DEVICE inline float point_rank(float x, float y, float z, float px, float py, float pz, float sq) {
     const float dot = (product(x, px) + product(y, py)) + product(z, pz);
@@ -290,8 +295,7 @@ private:
                 g.x[k] = real ? q[0] : 0.0f;
                 g.y[k] = real ? q[1] : 0.0f;
                 g.z[k] = real ? q[2] : 0.0f;
-                g.sq[k] = real ? (product(q[0], q[0]) + product(q[1], q[1])) + product(q[2], q[2])
-                               : std::numeric_limits<float>::infinity();
+                g.sq[k] = real ? point_sq(q[0], q[1], q[2]) : std::numeric_limits<float>::infinity();
                 g.index[k] = real ? list[at + k] : list[at];
             }
             groups_.push_back(g);

@@ -94,9 +94,8 @@ __device__ inline void nearest_point_codes(const CodecView& c, const float* y, u
     __syncwarp();
     const int h = lane % 2, pair = lane / 2;
     // Candidates 4h…4h+3 of group g ranked against triplet m, in index order, keeping the first best;
-    // |p|² as NearestPointIndex computes it.
+    // |p|² as every list holds it (point_sq).
     const auto rank = [&](std::uint32_t g, int m, float& best, std::uint32_t& index) {
-        using octopus::detail::product;
         const float x = folded(y[3 * m]), yy = folded(y[3 * m + 1]), z = folded(y[3 * m + 2]);
         const auto* p = reinterpret_cast<const uint4*>(c.candidates + 8 * g + 4 * h);
         const uint4 first = __ldg(p), second = __ldg(p + 1);
@@ -108,7 +107,7 @@ __device__ inline void nearest_point_codes(const CodecView& c, const float* y, u
         for (int j = 0; j < 4; ++j) {
             const float px = half_at(q[j].x, 0), py = half_at(q[j].x, 16), pz = half_at(q[j].y, 0);
             const std::uint32_t i = q[j].y >> 16;
-            const float sq = i == kPaddingCandidate ? INFINITY : (product(px, px) + product(py, py)) + product(pz, pz);
+            const float sq = i == kPaddingCandidate ? INFINITY : octopus::detail::point_sq(px, py, pz);
             const float e = point_rank(x, yy, z, px, py, pz, sq);
             if (e < best) {
                 best = e;
@@ -144,7 +143,7 @@ __device__ inline void nearest_point_codes(const CodecView& c, const float* y, u
             const int m = base + 16 * r + pair;
             if (h == 0 && m < kTriplets) {
                 const std::uint32_t code =
-                    c.folded ? index[r] << 3 | octopus::detail::triplet_signs(y[3 * m], y[3 * m + 1], y[3 * m + 2]) : index[r];
+                    c.folded ? octopus::detail::folded_code(index[r], y[3 * m], y[3 * m + 1], y[3 * m + 2]) : index[r];
                 put(code, m);
             }
         }
